@@ -1,0 +1,54 @@
+/**
+ * The configuration schema: every setting, its environment variable, its default and its
+ * bounds. `src/config.ts` builds the validated object from this at start; nothing else reads
+ * `process.env`.
+ */
+import { z } from 'zod';
+
+const positiveInt = z.coerce.number().int().positive();
+const flag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((value) => ['true', '1', 'yes'].includes(value));
+
+/** Environment variables and the schema of their values. Absent means "use the default". */
+export const environmentSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  ISSUER: z.url({ protocol: /^https?$/ }).optional(),
+  MONGODB_URI: z
+    .string()
+    .regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://')
+    .optional(),
+  DATA_DIR: z.string().min(1).default('var'),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  TRUST_PROXY: z
+    .string()
+    .regex(/^(false|true|[0-9]+)$/, 'must be false, true or the number of trusted proxy hops')
+    .default('false'),
+  KEYS_FILE: z.string().min(1).optional(),
+  DEMO_SEED: flag.optional(),
+
+  REPORTING_API_RESOURCE: z.url().default('urn:flueag:meldeverfahren-api'),
+  SUPPORT_EMAIL: z.email().default('servicedesk@flueag.nrw.example'),
+  SUPPORT_PHONE: z.string().min(3).max(40).default('0211 000000-0'),
+
+  PASSWORD_MIN_LENGTH: z.coerce.number().int().min(8).max(128).default(8),
+  PASSWORD_MAX_AGE_DAYS: positiveInt.max(3650).default(180),
+  PASSWORD_HISTORY: z.coerce.number().int().min(0).max(24).default(5),
+  INITIAL_PASSWORD_VALID_DAYS: positiveInt.max(365).default(14),
+  LOCKOUT_MAX_FAILURES: positiveInt.max(100).default(5),
+  LOCKOUT_AUTO_UNLOCK_MINUTES: z.coerce.number().int().min(0).default(0),
+
+  ARGON2_MEMORY_KIB: z.coerce.number().int().min(19456).max(4194304).default(19456),
+  ARGON2_TIME_COST: z.coerce.number().int().min(2).max(20).default(2),
+  ARGON2_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
+
+  ACCESS_TOKEN_TTL_SECONDS: positiveInt.max(3600).default(600),
+  ID_TOKEN_TTL_SECONDS: positiveInt.max(86400).default(3600),
+  REFRESH_TOKEN_TTL_SECONDS: positiveInt.max(30 * 86400).default(8 * 3600),
+  SESSION_TTL_SECONDS: positiveInt.max(30 * 86400).default(8 * 3600),
+  INTERACTION_TTL_SECONDS: positiveInt.max(86400).default(15 * 60),
+  AUDIT_RETENTION_DAYS: positiveInt.default(400),
+});
+
+export type Environment = z.input<typeof environmentSchema>;

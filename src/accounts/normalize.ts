@@ -1,0 +1,41 @@
+/**
+ * String preparation after RFC 8265 (PRECIS): usernames are compared in the
+ * UsernameCaseMapped profile, passwords in the OpaqueString profile.
+ */
+
+// U+FF01..U+FF5E are the fullwidth forms of ASCII U+0021..U+007E (RFC 8265 §3.3.1 width mapping).
+const fullwidthAscii = /[\uFF01-\uFF5E]/g;
+// Every Unicode space separator other than U+0020 (RFC 8265 §4.2.1 additional mapping).
+const nonAsciiSpace = /[\u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]/g;
+
+const usernameAllowed = /^[\p{L}\p{M}\p{Nd}._@-]+$/u;
+
+/** The comparison key of a username: trimmed, width-mapped, NFC, lower case (ß stays ß). */
+export function usernameKey(raw: string): string {
+  const widthMapped = raw.trim().replace(fullwidthAscii, (c) => String.fromCharCode(c.charCodeAt(0) - 0xfee0));
+  return widthMapped.normalize('NFC').toLowerCase().normalize('NFC');
+}
+
+/** The username as it is displayed: trimmed and composed, case kept. */
+export function usernameDisplay(raw: string): string {
+  return raw.trim().normalize('NFC');
+}
+
+/** Reason code when `raw` cannot be a username, or undefined when it can. */
+export function usernameProblem(raw: string): string | undefined {
+  const key = usernameKey(raw);
+  if (key.length === 0) return 'username.required';
+  if ([...key].length > 64) return 'username.too_long';
+  if (!usernameAllowed.test(key)) return 'username.invalid_characters';
+  return undefined;
+}
+
+/** A password prepared for hashing and comparison (OpaqueString: spaces mapped, NFC). */
+export function preparePassword(raw: string): string {
+  return raw.replace(nonAsciiSpace, ' ').normalize('NFC');
+}
+
+/** The key under which a tenant name is looked up: trimmed, NFC, lower case. */
+export function nameKey(raw: string): string {
+  return raw.trim().replace(/\s+/g, ' ').normalize('NFC').toLowerCase();
+}

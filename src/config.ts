@@ -1,0 +1,102 @@
+/**
+ * Builds the one validated configuration object from the environment. Every invalid value
+ * is reported in one line that names the variable, so a wrong deployment stops at start.
+ */
+import path from 'node:path';
+
+import { environmentSchema } from '../config/schema.ts';
+
+export interface Config {
+  port: number;
+  host: string;
+  issuer: string;
+  /** Unset means: run the embedded FerretDB under `dataDir`. */
+  mongodbUri: string | undefined;
+  dataDir: string;
+  keysFile: string;
+  /** The user explicitly named the keys file, so it must exist rather than be generated. */
+  keysFileRequired: boolean;
+  logLevel: string;
+  /** Koa `proxy` and `maxIpsCount`: how many reverse-proxy hops to trust, 0 = none. */
+  trustedProxyHops: number;
+  seedDemo: boolean;
+  reportingApiResource: string;
+  support: { email: string; phone: string };
+  password: {
+    minLength: number;
+    maxLength: number;
+    maxAgeDays: number;
+    history: number;
+    initialValidDays: number;
+  };
+  lockout: { maxFailures: number; autoUnlockMinutes: number };
+  argon2: { memoryCost: number; timeCost: number; parallelism: number };
+  ttl: {
+    accessToken: number;
+    idToken: number;
+    refreshToken: number;
+    session: number;
+    interaction: number;
+  };
+  auditRetentionDays: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Validates `env` (by default the process environment) and returns the configuration. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([, value]) => value !== undefined && value !== ''),
+  );
+  const parsed = environmentSchema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+
+  const e = parsed.data;
+  const dataDir = path.resolve(e.DATA_DIR);
+  const issuer = (e.ISSUER ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '');
+  const trustedProxyHops = e.TRUST_PROXY === 'false' ? 0 : e.TRUST_PROXY === 'true' ? 1 : Number(e.TRUST_PROXY);
+
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    issuer,
+    mongodbUri: e.MONGODB_URI,
+    dataDir,
+    keysFile: path.resolve(e.KEYS_FILE ?? path.join(dataDir, 'keys.json')),
+    keysFileRequired: e.KEYS_FILE !== undefined,
+    logLevel: e.LOG_LEVEL,
+    trustedProxyHops,
+    seedDemo: e.DEMO_SEED ?? e.MONGODB_URI === undefined,
+    reportingApiResource: e.REPORTING_API_RESOURCE,
+    support: { email: e.SUPPORT_EMAIL, phone: e.SUPPORT_PHONE },
+    password: {
+      minLength: e.PASSWORD_MIN_LENGTH,
+      maxLength: 256,
+      maxAgeDays: e.PASSWORD_MAX_AGE_DAYS,
+      history: e.PASSWORD_HISTORY,
+      initialValidDays: e.INITIAL_PASSWORD_VALID_DAYS,
+    },
+    lockout: {
+      maxFailures: e.LOCKOUT_MAX_FAILURES,
+      autoUnlockMinutes: e.LOCKOUT_AUTO_UNLOCK_MINUTES,
+    },
+    argon2: {
+      memoryCost: e.ARGON2_MEMORY_KIB,
+      timeCost: e.ARGON2_TIME_COST,
+      parallelism: e.ARGON2_PARALLELISM,
+    },
+    ttl: {
+      accessToken: e.ACCESS_TOKEN_TTL_SECONDS,
+      idToken: e.ID_TOKEN_TTL_SECONDS,
+      refreshToken: e.REFRESH_TOKEN_TTL_SECONDS,
+      session: e.SESSION_TTL_SECONDS,
+      interaction: e.INTERACTION_TTL_SECONDS,
+    },
+    auditRetentionDays: e.AUDIT_RETENTION_DAYS,
+  };
+}

@@ -1,0 +1,122 @@
+/**
+ * Koa wiring. The provider is itself a Koa application; `provider.use` puts our middleware
+ * in front of its router: request ids and logs, security headers, error pages, and our
+ * routes (interaction pages, health, assets).
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+import Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import type Provider from 'oidc-provider';
+import { errors as oidcErrors } from 'oidc-provider';
+
+import { AppError } from '../errors.ts';
+import { offlineAccessWithoutConsentPage } from '../oidc/grants.ts';
+import type { Logger } from '../log.ts';
+import { interactionRoutes, type InteractionDeps } from './interactions.ts';
+import { securityHeaders } from './security.ts';
+import { pageLanguage, translator, type Views } from './views.ts';
+
+export interface HttpDeps extends InteractionDeps {
+  log: Logger;
+  views: Views;
+  /** Resolves when the database answers a ping. */
+  databaseReady: () => Promise<boolean>;
+  /** Routes mounted only in some setups (the demo relying party). */
+  extraRoutes?: Router;
+}
+
+const stylesheet = readFileSync(fileURLToPath(new URL('../../interactions/assets/style.css', import.meta.url)));
+
+/** Adds our middleware and routes to the provider and returns it. */
+export function mountHttp(provider: Provider, deps: HttpDeps): Provider {
+  provider.use(requestLog(deps.log));
+  provider.use(securityHeaders());
+  provider.use(errorPages(deps));
+  provider.use(offlineAccessWithoutConsentPage);
+
+  const routes = interactionRoutes(deps);
+  const site = new Router();
+  site.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  site.get('/readyz', async (ctx) => {
+    const ready = await deps.databaseReady();
+    ctx.status = ready ? 200 : 503;
+    ctx.body = { status: ready ? 'ok' : 'database unavailable' };
+  });
+  site.get('/assets/style.css', (ctx) => {
+    ctx.type = 'text/css';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = stylesheet;
+  });
+
+  provider.use(site.routes());
+  if (deps.extraRoutes) provider.use(deps.extraRoutes.routes());
+  provider.use(routes.routes());
+  provider.use(routes.allowedMethods());
+  return provider;
+}
+
+/** A request id and a child logger per request; one line per finished request. */
+function requestLog(log: Logger) {
+  return async (ctx: Context, next: Next) => {
+    const started = process.hrtime.bigint();
+    const requestId = randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.state.log = log.child({ request_id: requestId });
+    ctx.set('X-Request-Id', requestId);
+    try {
+      await next();
+    } finally {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      (ctx.state.log as Logger).info(
+        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10 },
+        'request finished',
+      );
+    }
+  };
+}
+
+/**
+ * Errors on our own routes become German pages: an expired interaction, a CSRF failure,
+ * an over-large form. Anything unexpected is logged and shown as a generic error, never
+ * with internals. The provider's own endpoints render errors through `renderError`.
+ */
+function errorPages(deps: HttpDeps) {
+  return async (ctx: Context, next: Next) => {
+    try {
+      await next();
+    } catch (error) {
+      const t = translator(pageLanguage(ctx));
+      const log = ctx.state.log as Logger;
+      let status = 500;
+      let key = 'error.server_error';
+      if (error instanceof oidcErrors.SessionNotFound) {
+        [status, key] = [400, 'error.interaction_expired'];
+      } else if (error instanceof AppError) {
+        [status, key] = [error.status, error.code];
+        log.info({ code: error.code, detail: error.detail }, 'request refused');
+      } else if ((error as { status?: number }).status === 413) {
+        [status, key] = [413, 'error.too_large'];
+      } else if (isClientError(error)) {
+        [status, key] = [(error as { status: number }).status, 'error.generic'];
+      } else {
+        log.error({ err: error }, 'unhandled error');
+      }
+      ctx.status = status;
+      if (ctx.accepts('html', 'json') === 'json') {
+        ctx.body = { error: key };
+        return;
+      }
+      deps.views.render(ctx, 'error', { title: t('error.title'), message: t(key), code: status >= 500 ? key : null });
+    }
+  };
+}
+
+function isClientError(error: unknown): boolean {
+  const status = (error as { status?: unknown }).status;
+  return typeof status === 'number' && status >= 400 && status < 500 && (error as { expose?: boolean }).expose === true;
+}

@@ -1,0 +1,28 @@
+/** Reading submitted form fields safely: strings only, bounded, NUL-free. */
+import type { Context } from 'koa';
+
+import type { RequestContext } from '../audit/trail.ts';
+
+export type FieldResult = { value: string; error?: undefined } | { value: string; error: string };
+
+/**
+ * One field of an urlencoded body. A repeated field, a missing field and an over-long field
+ * are errors with text keys; NUL bytes are refused outright (they never belong in a form).
+ */
+export function formField(body: unknown, name: string, maxLength: number, required = true): FieldResult {
+  const raw = (body as Record<string, unknown> | undefined)?.[name];
+  if (raw === undefined || raw === '') return required ? { value: '', error: 'field.required' } : { value: '' };
+  if (typeof raw !== 'string') return { value: '', error: 'field.required' };
+  if (raw.length > maxLength) return { value: '', error: 'field.too_long' };
+  if (raw.includes('\0')) return { value: '', error: 'field.invalid_characters' };
+  return { value: raw };
+}
+
+/** Who is asking, for audit events and log lines. */
+export function requestContext(ctx: Context, accountId: string | null = null, tenantId: string | null = null): RequestContext {
+  return {
+    requestId: ctx.state.requestId as string | undefined,
+    ip: ctx.ip,
+    actor: accountId ? { kind: 'account', accountId, tenantId } : { kind: 'anonymous' },
+  };
+}

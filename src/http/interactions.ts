@@ -1,0 +1,221 @@
+/**
+ * The hosted interaction pages under `/interaction/:uid` (design 3.1–3.3): sign-in, the
+ * forced password change, and the consent step that first-party clients pass through.
+ * Every route lives under the interaction's path, where its cookie is sent.
+ */
+import { bodyParser } from '@koa/bodyparser';
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import type { InteractionResults } from 'oidc-provider';
+
+import type { SignIn } from '../accounts/sign-in.ts';
+import type { AccountService } from '../accounts/service.ts';
+import { AppError, ValidationError } from '../errors.ts';
+import type { TenantDirectory } from '../tenants/directory.ts';
+import { formField, requestContext } from './forms.ts';
+import { csrfToken, verifyCsrf } from './security.ts';
+import { pageLanguage, translator, type Views } from './views.ts';
+
+type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+export interface InteractionDeps {
+  provider: Provider;
+  signIn: SignIn;
+  accounts: AccountService;
+  tenants: TenantDirectory;
+  views: Views;
+}
+
+const TENANT_COOKIE = 'flueag.tenant';
+const LIMITS = { tenant: 300, username: 256, password: 1024 };
+
+/** Outcomes of a sign-in attempt that end in the form again: text key and HTTP status. */
+const refusals = {
+  invalid: ['login.failed', 401],
+  locked: ['account.locked', 401],
+  initial_expired: ['account.initial_expired', 403],
+} as const;
+
+export function interactionRoutes(deps: InteractionDeps): Router {
+  const { provider, signIn, accounts, tenants, views } = deps;
+  const router = new Router();
+  // Only our routes parse bodies; the provider reads its own (an upstream parser is
+  // discouraged by the library).
+  router.use(bodyParser({ enableTypes: ['form'], formLimit: '64kb', encoding: 'utf-8' }));
+
+  async function load(ctx: Context, expectedPrompt?: string): Promise<Details> {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    if (details.uid !== ctx.params.uid) throw new AppError(400, 'error.interaction_expired', { detail: 'uid mismatch' });
+    if (expectedPrompt && details.prompt.name !== expectedPrompt) {
+      throw new AppError(400, 'error.interaction_expired', { detail: `prompt is ${details.prompt.name}` });
+    }
+    return details;
+  }
+
+  async function finish(ctx: Context, result: InteractionResults, merge: boolean) {
+    const target = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+    ctx.status = 303;
+    ctx.redirect(target);
+  }
+
+  async function renderLogin(
+    ctx: Context,
+    details: Details,
+    form: { values?: Record<string, string>; fieldErrors?: Record<string, string>; error?: string; status?: number } = {},
+  ) {
+    const t = translator(pageLanguage(ctx, details.params.ui_locales));
+    const client = await provider.Client.find(String(details.params.client_id));
+    const loginHint = typeof details.params.login_hint === 'string' ? details.params.login_hint.slice(0, LIMITS.username) : '';
+    const values = {
+      tenant: form.values?.tenant ?? ctx.cookies.get(TENANT_COOKIE) ?? '',
+      username: form.values?.username ?? loginHint,
+    };
+    const fieldErrors = Object.fromEntries(Object.entries(form.fieldErrors ?? {}).map(([field, key]) => [field, t(key)]));
+    const errors = form.error
+      ? [{ text: t(form.error) }]
+      : Object.entries(fieldErrors).map(([field, text]) => ({ field, text }));
+    const sessionEnded = details.prompt.reasons.includes('account_unavailable');
+
+    ctx.status = form.status ?? 200;
+    views.render(
+      ctx,
+      'login',
+      {
+        title: t('login.title'),
+        uid: details.uid,
+        csrf: csrfToken(ctx),
+        clientName: client?.clientName ?? null,
+        tenants: await tenants.suggestions(),
+        values,
+        fieldErrors,
+        errors,
+        notice: sessionEnded && !form.error ? t('login.session_ended') : null,
+      },
+      pageLanguage(ctx, details.params.ui_locales),
+    );
+  }
+
+  async function renderPasswordChange(ctx: Context, details: Details, problems: Record<string, string[]> = {}, status = 200) {
+    const language = pageLanguage(ctx, details.params.ui_locales);
+    const t = translator(language);
+    const account = await accounts.find(String(details.session?.accountId));
+    if (!account) throw new AppError(400, 'error.interaction_expired', { detail: 'account of the interaction is gone' });
+    const policy = accounts.passwordSettings;
+    const params = { min: policy.minLength, max: policy.maxLength, count: policy.history, days: policy.maxAgeDays };
+    const fieldErrors = Object.fromEntries(
+      Object.entries(problems).map(([field, keys]) => [field, keys.map((key) => t(key, params)).join(' ')]),
+    );
+    const errors = Object.entries(problems).flatMap(([field, keys]) => keys.map((key) => ({ field, text: t(key, params) })));
+
+    ctx.status = status;
+    views.render(
+      ctx,
+      'password-change',
+      {
+        title: t('password_change.title'),
+        reason: account.password.mustChange ? t('password_change.reason_initial') : t('password_change.reason_expired', params),
+        uid: details.uid,
+        csrf: csrfToken(ctx),
+        username: account.username,
+        policy,
+        fieldErrors,
+        errors,
+        errorsHeading: t('password_change.failed'),
+      },
+      language,
+    );
+  }
+
+  router.get('/interaction/:uid', async (ctx) => {
+    const details = await load(ctx);
+    switch (details.prompt.name) {
+      case 'login':
+        return renderLogin(ctx, details);
+      case 'password_change':
+        return renderPasswordChange(ctx, details);
+      case 'consent':
+        // First-party clients: the Grant was made by loadExistingGrant; nothing to ask.
+        return finish(ctx, { consent: { grantId: details.grantId } }, true);
+      default:
+        return finish(ctx, { error: 'access_denied', error_description: 'unsupported interaction' }, false);
+    }
+  });
+
+  router.post('/interaction/:uid/login', async (ctx) => {
+    const details = await load(ctx, 'login');
+    verifyCsrf(ctx, (ctx.request.body as Record<string, unknown> | undefined)?.csrf);
+
+    const body = ctx.request.body;
+    const fields = {
+      tenant: formField(body, 'tenant', LIMITS.tenant),
+      username: formField(body, 'username', LIMITS.username),
+      password: formField(body, 'password', LIMITS.password),
+    };
+    const values = { tenant: fields.tenant.value, username: fields.username.value };
+    const fieldErrors = Object.fromEntries(
+      Object.entries(fields).flatMap(([name, field]) => (field.error ? [[name, field.error]] : [])),
+    );
+    if (Object.keys(fieldErrors).length > 0) return renderLogin(ctx, details, { values, fieldErrors, status: 400 });
+
+    const result = await signIn.attempt(
+      { tenant: fields.tenant.value, username: fields.username.value, password: fields.password.value },
+      requestContext(ctx),
+    );
+    if (result.kind === 'inactive') {
+      return renderLogin(ctx, details, { values, error: `account.${result.state}`, status: 403 });
+    }
+    if (result.kind !== 'success') {
+      const [error, status] = refusals[result.kind];
+      return renderLogin(ctx, details, { values, error, status });
+    }
+
+    ctx.cookies.set(TENANT_COOKIE, result.tenant._id, {
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: ctx.secure,
+      maxAge: 365 * 86_400_000,
+      signed: false,
+    });
+    // `remember: false`: a browser-session cookie, so closing the browser of a shared
+    // office computer ends the session.
+    return finish(ctx, { login: { accountId: result.account._id, amr: ['pwd'], remember: false } }, false);
+  });
+
+  router.post('/interaction/:uid/password', async (ctx) => {
+    const details = await load(ctx, 'password_change');
+    verifyCsrf(ctx, (ctx.request.body as Record<string, unknown> | undefined)?.csrf);
+
+    const body = ctx.request.body;
+    const password = formField(body, 'new_password', LIMITS.password);
+    const confirmation = formField(body, 'new_password_confirm', LIMITS.password);
+    if (password.error || confirmation.error) {
+      const problems: Record<string, string[]> = {};
+      if (password.error) problems.new_password = [password.error];
+      if (confirmation.error) problems.new_password_confirm = [confirmation.error];
+      return renderPasswordChange(ctx, details, problems, 400);
+    }
+
+    const accountId = String(details.session?.accountId);
+    const account = await accounts.find(accountId);
+    try {
+      await accounts.changePassword(
+        accountId,
+        { newPassword: password.value, confirmation: confirmation.value },
+        requestContext(ctx, accountId, account?.tenantId ?? null),
+        details.session?.uid,
+      );
+    } catch (error) {
+      if (error instanceof ValidationError) return renderPasswordChange(ctx, details, error.fields, 400);
+      throw error;
+    }
+    return finish(ctx, { password_change: {} }, true);
+  });
+
+  router.get('/interaction/:uid/abort', async (ctx) => {
+    await load(ctx);
+    return finish(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
+  });
+
+  return router;
+}

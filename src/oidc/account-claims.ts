@@ -1,0 +1,80 @@
+/**
+ * How an account appears to the provider: `findAccount` and the claims of design section 4.
+ */
+import type { KoaContextWithOIDC } from 'oidc-provider';
+
+import type { Account, Permission } from '../accounts/model.ts';
+import { permissions as allPermissions } from '../accounts/model.ts';
+import type { AccountService } from '../accounts/service.ts';
+import type { TenantDirectory } from '../tenants/directory.ts';
+import type { Tenant } from '../tenants/model.ts';
+
+/** Scope → claims. The permission scopes are also static scopes, see `grants.ts`. */
+export const claimsByScope = {
+  openid: ['sub'],
+  profile: ['name', 'given_name', 'family_name', 'preferred_username', 'tenant_id', 'tenant_name', 'tenant_kind'],
+  email: ['email', 'email_verified'],
+  meldeverfahren: ['permissions'],
+  zahlungsmitteilungen: ['permissions'],
+};
+
+/** The permissions of the account that the granted `scope` string includes. */
+export function grantedPermissions(held: readonly Permission[], scope: string | undefined): Permission[] {
+  const granted = new Set(scope?.split(' '));
+  return allPermissions.filter((permission) => held.includes(permission) && granted.has(permission));
+}
+
+export class ProviderAccount {
+  readonly accountId: string;
+  readonly permissions: Permission[];
+  /** Read by the `password_change` prompt of the interaction policy. */
+  readonly passwordChangeRequired: boolean;
+  readonly #account: Account;
+  readonly #tenant: Tenant;
+
+  constructor(account: Account, tenant: Tenant, passwordChangeRequired: boolean) {
+    this.accountId = account._id;
+    this.permissions = account.permissions;
+    this.passwordChangeRequired = passwordChangeRequired;
+    this.#account = account;
+    this.#tenant = tenant;
+  }
+
+  /** All claims; the provider keeps those the granted scopes and claims allow. */
+  claims(_use: string, scope: string) {
+    const account = this.#account;
+    return {
+      sub: account._id,
+      name: `${account.givenName} ${account.familyName}`,
+      given_name: account.givenName,
+      family_name: account.familyName,
+      preferred_username: account.username,
+      tenant_id: this.#tenant._id,
+      tenant_name: this.#tenant.name,
+      tenant_kind: this.#tenant.kind,
+      ...(account.email === null ? {} : { email: account.email, email_verified: false }),
+      permissions: grantedPermissions(account.permissions, scope),
+    };
+  }
+}
+
+/**
+ * `findAccount` of the provider configuration. Without a token (the authorization endpoint
+ * re-checking a session) an active account is returned even when its password must change,
+ * so the password-change prompt can run. With a token (code, refresh token, access token)
+ * such an account is treated as gone, so no token is ever issued to it. Deactivated and
+ * retired accounts, and accounts of a deactivated tenant, are gone either way. A locked
+ * account keeps what it already holds (design section 2).
+ */
+export function accountFinder(accounts: AccountService, tenants: TenantDirectory) {
+  return async (_ctx: KoaContextWithOIDC, sub: string, token?: unknown): Promise<ProviderAccount | undefined> => {
+    const account = await accounts.find(sub);
+    if (!account || account.state !== 'active') return undefined;
+    const tenant = await tenants.find(account.tenantId);
+    if (!tenant?.active) return undefined;
+
+    const passwordChangeRequired = accounts.requiresPasswordChange(account);
+    if (token !== undefined && passwordChangeRequired) return undefined;
+    return new ProviderAccount(account, tenant, passwordChangeRequired);
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * Storage of the provider's models (sessions, grants, codes, tokens, interactions, clients)
+ * in MongoDB, one collection per model. Written for MongoDB and FerretDB alike:
+ *
+ * - the payload is stored as a JSON string, because its keys may hold `.` and `$`
+ *   (resource indicators, client ids) and FerretDB rejects such field names; the fields the
+ *   provider and our revocation query by are copied beside it;
+ * - expiry is enforced on read and by housekeeping, because FerretDB has no TTL indexes;
+ * - `consume` is one conditional update, so of parallel redemptions exactly one wins
+ *   (the library checks `consumed` and consumes in two steps).
+ */
+import type { Collection, Db } from 'mongodb';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+
+export interface StoredRecord {
+  _id: string;
+  data: string;
+  expiresAt: Date | null;
+  consumed: number | null;
+  grantId: string | null;
+  accountId: string | null;
+  uid: string | null;
+  userCode: string | null;
+}
+
+/** The collection that holds the provider model `name`, e.g. `AuthorizationCode`. */
+export const collectionName = (name: string) =>
+  `oidc_${name.replace(/(?<!^)([A-Z])/g, '_$1').toLowerCase()}`;
+
+/** The models that are looked up by grant and revoked with it. */
+export const grantBoundModels = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'];
+
+/** Every model the provider may store; housekeeping and index creation walk this list. */
+export const providerModels = [
+  'Session',
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'ClientCredentials',
+  'Client',
+  'InitialAccessToken',
+  'RegistrationAccessToken',
+  'Interaction',
+  'ReplayDetection',
+  'PushedAuthorizationRequest',
+  'Grant',
+  'BackchannelAuthenticationRequest',
+];
+
+export class MongoAdapter implements Adapter {
+  readonly #collection: Collection<StoredRecord>;
+  readonly #now: () => number;
+
+  constructor(db: Db, name: string, now: () => number = Date.now) {
+    this.#collection = db.collection<StoredRecord>(collectionName(name));
+    this.#now = now;
+  }
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+    const record: Omit<StoredRecord, '_id'> = {
+      data: JSON.stringify(payload),
+      expiresAt: expiresIn ? new Date(this.#now() + expiresIn * 1000) : null,
+      consumed: payload.consumed ? Number(payload.consumed) : null,
+      grantId: payload.grantId ?? null,
+      accountId: payload.accountId ?? null,
+      uid: payload.uid ?? null,
+      userCode: payload.userCode ?? null,
+    };
+    await this.#collection.updateOne({ _id: id }, { $set: record }, { upsert: true });
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    return this.#payload(await this.#collection.findOne({ _id: id }));
+  }
+
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    return this.#payload(await this.#collection.findOne({ uid }));
+  }
+
+  async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    return this.#payload(await this.#collection.findOne({ userCode }));
+  }
+
+  async consume(id: string): Promise<void> {
+    const { matchedCount } = await this.#collection.updateOne(
+      { _id: id, consumed: null },
+      { $set: { consumed: Math.floor(this.#now() / 1000) } },
+    );
+    if (matchedCount === 0) throw new errors.InvalidGrant('grant request is invalid');
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.#collection.deleteOne({ _id: id });
+  }
+
+  async revokeByGrantId(grantId: string): Promise<void> {
+    await this.#collection.deleteMany({ grantId });
+  }
+
+  #payload(record: StoredRecord | null): AdapterPayload | undefined {
+    if (!record) return undefined;
+    if (record.expiresAt && record.expiresAt.getTime() <= this.#now()) return undefined;
+    const payload = JSON.parse(record.data) as AdapterPayload;
+    return record.consumed ? { ...payload, consumed: record.consumed } : payload;
+  }
+}
+
+/** Creates the indexes the adapter, revocation and housekeeping query by. Idempotent. */
+export async function createAdapterIndexes(db: Db): Promise<void> {
+  for (const name of providerModels) {
+    const collection = db.collection(collectionName(name));
+    await collection.createIndex({ expiresAt: 1 });
+    if (grantBoundModels.includes(name)) await collection.createIndex({ grantId: 1 });
+    if (['Session', 'Grant', ...grantBoundModels].includes(name)) await collection.createIndex({ accountId: 1 });
+  }
+  await db.collection(collectionName('Session')).createIndex({ uid: 1 });
+  await db.collection(collectionName('DeviceCode')).createIndex({ userCode: 1 });
+}

@@ -1,0 +1,47 @@
+/**
+ * The interaction policy: the library's `login` and `consent` prompts, plus two checks of
+ * ours (oidc-provider docs, "interactions.policy").
+ */
+import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+
+import { ProviderAccount } from './account-claims.ts';
+
+const { base, Prompt, Check } = interactionPolicy;
+
+/**
+ * The session names an account that `findAccount` no longer returns (deactivated, retired,
+ * deleted). Without this check the consent checks would run without an account and the
+ * authorization endpoint would answer 500; with it the person gets the sign-in form.
+ */
+const accountUnavailable = new Check(
+  'account_unavailable',
+  'the account of the session can no longer sign in',
+  (ctx: KoaContextWithOIDC) =>
+    ctx.oidc.session?.accountId !== undefined && ctx.oidc.account === undefined
+      ? Check.REQUEST_PROMPT
+      : Check.NO_NEED_TO_PROMPT,
+);
+
+/**
+ * The password is initial or expired: it must be changed before any token is issued, also
+ * when a session already exists (design 3.2). Not requestable by clients; with
+ * `prompt=none` the client receives `interaction_required`.
+ */
+const passwordChange = new Prompt(
+  { name: 'password_change', requestable: false },
+  new Check(
+    'password_change_required',
+    'the password must be changed',
+    (ctx: KoaContextWithOIDC) =>
+      ctx.oidc.account instanceof ProviderAccount && ctx.oidc.account.passwordChangeRequired
+        ? Check.REQUEST_PROMPT
+        : Check.NO_NEED_TO_PROMPT,
+  ),
+);
+
+export function interactionPrompts() {
+  const policy = base();
+  policy.get('login')!.checks.add(accountUnavailable, 1);
+  policy.add(passwordChange, 1);
+  return policy;
+}

@@ -1,0 +1,193 @@
+/**
+ * The oidc-provider configuration of design section 4. Each option names the upstream
+ * documentation it follows (https://github.com/panva/node-oidc-provider/blob/main/docs/README.md,
+ * written DOC#anchor below).
+ */
+import type { Db } from 'mongodb';
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+
+import type { AccountService } from '../accounts/service.ts';
+import type { AuditTrail } from '../audit/trail.ts';
+import type { Config } from '../config.ts';
+import type { Views } from '../http/views.ts';
+import { hasText, pageLanguage, translator } from '../http/views.ts';
+import type { Logger } from '../log.ts';
+import type { TenantDirectory } from '../tenants/directory.ts';
+import { permissions } from '../accounts/model.ts';
+import { accountFinder, claimsByScope, grantedPermissions } from './account-claims.ts';
+import { MongoAdapter } from './adapter.ts';
+import { loadGrant } from './grants.ts';
+import type { KeyMaterial } from './keys.ts';
+import { interactionPrompts } from './policy.ts';
+
+export interface ProviderDeps {
+  config: Config;
+  keys: KeyMaterial;
+  db: Db;
+  accounts: AccountService;
+  tenants: TenantDirectory;
+  audit: AuditTrail;
+  views: Views;
+  log: Logger;
+}
+
+/** The default signing algorithm; RS256 stays available to clients that register it. */
+export const DEFAULT_SIGNING_ALG = 'ES256';
+
+export function createProvider(deps: ProviderDeps): Provider {
+  const { config, keys, db } = deps;
+  const findAccount = accountFinder(deps.accounts, deps.tenants);
+
+  const configuration: Configuration = {
+    adapter: (name: string) => new MongoAdapter(db, name),
+    // Clients live in the database (the adapter's Client model), managed by the CLI.
+    clients: [],
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: DEFAULT_SIGNING_ALG,
+    },
+    // DOC#findaccount; the account's state decides, see account-claims.ts.
+    findAccount: findAccount as unknown as Configuration['findAccount'],
+    // DOC#claims; the permission scopes appear here so they are static scopes too, and an
+    // opaque access token obtained without `resource` lists them (design section 4).
+    claims: claimsByScope,
+    scopes: ['openid', 'offline_access'],
+    // DOC#conformidtokenclaims: ID tokens carry the scope claims, as userinfo does.
+    conformIdTokenClaims: false,
+    jwks: keys.jwks as Configuration['jwks'],
+    // DOC#cookies: signed with Keygrip keys, newest first; `Secure` follows ctx.secure.
+    cookies: {
+      keys: keys.cookieKeys,
+      long: { signed: true, httpOnly: true, sameSite: 'lax' },
+      short: { signed: true, httpOnly: true, sameSite: 'lax' },
+    },
+    responseTypes: ['code'],
+    // DOC#pkce: required for every client; the library accepts only S256.
+    pkce: { required: () => true },
+    features: {
+      devInteractions: { enabled: false },
+      claimsParameter: { enabled: true },
+      // DOC#featuresintrospection: confidential clients (the reporting API among them) may
+      // introspect any token; a public client only its own.
+      introspection: {
+        enabled: true,
+        allowedPolicy: (_ctx, client, token) => client.clientAuthMethod !== 'none' || token.clientId === client.clientId,
+      },
+      // DOC#featuresrevocation: a client revokes only tokens issued to it.
+      revocation: {
+        enabled: true,
+        allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId,
+      },
+      userinfo: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => {
+          deps.views.render(ctx, 'logout', { title: translator(pageLanguage(ctx))('logout.title'), form });
+        },
+        postLogoutSuccessSource: async (ctx) => {
+          deps.views.render(ctx, 'logged-out', { title: translator(pageLanguage(ctx))('logged_out.title') });
+        },
+      },
+      // DOC#featuresresourceindicators: `resource=<reporting API>` yields a JWT for it.
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: (_ctx, _client, oneOf) => oneOf,
+        useGrantedResource: () => false,
+        getResourceServerInfo: (_ctx, indicator) => {
+          if (indicator !== config.reportingApiResource) throw new errors.InvalidTarget();
+          return {
+            scope: permissions.join(' '),
+            audience: indicator,
+            accessTokenTTL: config.ttl.accessToken,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: DEFAULT_SIGNING_ALG } },
+          };
+        },
+      },
+    },
+    // DOC#extratokenclaims: the reporting API reads tenant and permissions offline.
+    extraTokenClaims: async (ctx, token) => {
+      if (!('accountId' in token) || !token.accountId) return undefined;
+      const account = await findAccount(ctx, token.accountId);
+      if (!account) return undefined;
+      const claims = account.claims('userinfo', token.scope ?? '');
+      return { tenant_id: claims.tenant_id, permissions: grantedPermissions(account.permissions, token.scope) };
+    },
+    loadExistingGrant: loadGrant,
+    interactions: {
+      policy: interactionPrompts(),
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    // DOC#rotaterefreshtoken: every use rotates; a reused one revokes the grant (the library).
+    rotateRefreshToken: () => true,
+    ttl: {
+      AccessToken: config.ttl.accessToken,
+      AuthorizationCode: 60,
+      IdToken: config.ttl.idToken,
+      // Absolute lifetime: rotation keeps `iiat`, the first issue time of the chain.
+      RefreshToken: (_ctx, token) => {
+        const iiat = (token as unknown as { iiat?: number }).iiat ?? Math.floor(Date.now() / 1000);
+        return Math.max(1, iiat + config.ttl.refreshToken - Math.floor(Date.now() / 1000));
+      },
+      Session: config.ttl.session,
+      Interaction: config.ttl.interaction,
+      // A Grant outlives the refresh tokens issued under it (see grants.ts).
+      Grant: config.ttl.refreshToken + config.ttl.interaction,
+    },
+    renderError: async (ctx, out, error) => renderProviderError(deps, ctx, out, error),
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.trustedProxyHops > 0;
+  if (config.trustedProxyHops > 0) provider.maxIpsCount = config.trustedProxyHops;
+  listen(provider, deps);
+  return provider;
+}
+
+/** The German error page of browser-facing protocol errors (DOC#rendererror). */
+function renderProviderError(
+  deps: ProviderDeps,
+  ctx: KoaContextWithOIDC,
+  out: { error: string; error_description?: string },
+  error: Error,
+) {
+  const t = translator(pageLanguage(ctx));
+  const key = `error.${out.error}`;
+  const isRedirectUri = out.error === 'invalid_redirect_uri' || /redirect_uri/.test(out.error_description ?? '');
+  const message = isRedirectUri ? t('error.invalid_redirect_uri') : hasText(key) ? t(key) : t('error.generic');
+  if (out.error === 'server_error') deps.log.error({ err: error, request_id: ctx.state.requestId }, 'provider error page');
+  deps.views.render(ctx, 'error', { title: t('error.title'), message, hint: t('error.back'), code: out.error });
+}
+
+/** Log and audit lines from the provider's events (docs/events.md). */
+function listen(provider: Provider, deps: ProviderDeps) {
+  const { log, audit } = deps;
+  const context = (ctx: KoaContextWithOIDC) => ({
+    requestId: ctx.state.requestId as string | undefined,
+    ip: ctx.ip,
+    actor: { kind: 'account' as const, accountId: ctx.oidc?.session?.accountId ?? null },
+  });
+
+  provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) => {
+    log.error({ err: error, request_id: ctx.state.requestId, event: 'provider.server_error' }, 'provider server error');
+  });
+  provider.on('grant.error', (ctx: KoaContextWithOIDC, error: Error & { error_description?: string }) => {
+    log.info({ event: 'grant.failed', error: error.message, detail: error.error_description, client_id: ctx.oidc?.client?.clientId, request_id: ctx.state.requestId }, 'token request refused');
+  });
+  provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => {
+    log.info({ event: 'grant.revoked', grant_id: grantId, request_id: ctx.state.requestId }, 'grant revoked');
+  });
+  provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
+    const accountId = ctx.oidc?.session?.accountId ?? null;
+    void audit
+      .record({ ...context(ctx), actor: { kind: 'account', accountId } }, {
+        tenantId: null,
+        action: 'logout',
+        outcome: 'success',
+        target: { accountId, clientId: ctx.oidc?.client?.clientId ?? null },
+      })
+      .catch((error: unknown) => log.error({ err: error }, 'audit of logout failed'));
+  });
+}

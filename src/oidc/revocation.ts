@@ -1,0 +1,39 @@
+/**
+ * Ends everything an account holds at the provider: sessions, grants and the codes and
+ * tokens issued under them. The library has no API for this (oidc-provider #652); it works
+ * on the adapter's collections, which carry `accountId` and `grantId` for this purpose.
+ */
+import type { Db } from 'mongodb';
+
+import type { AccessRevoker } from '../accounts/service.ts';
+import { collectionName, grantBoundModels, type StoredRecord } from './adapter.ts';
+
+export class ProviderAccessRevoker implements AccessRevoker {
+  readonly #db: Db;
+
+  constructor(db: Db) {
+    this.#db = db;
+  }
+
+  #collection(model: string) {
+    return this.#db.collection<StoredRecord>(collectionName(model));
+  }
+
+  /**
+   * Deletes the account's grants first: opaque access tokens and refresh tokens are checked
+   * against their Grant, so they fail from this moment even before the token records go.
+   * JWT access tokens cannot be recalled; their lifetime is minutes.
+   */
+  async revokeAccount(accountId: string, options: { exceptSessionUid?: string } = {}): Promise<void> {
+    const grants = await this.#collection('Grant').find({ accountId }, { projection: { _id: 1 } }).toArray();
+    const grantIds = grants.map((grant) => grant._id);
+    await this.#collection('Grant').deleteMany({ accountId });
+
+    for (const model of grantBoundModels) {
+      await this.#collection(model).deleteMany({ $or: [{ accountId }, { grantId: { $in: grantIds } }] });
+    }
+
+    const sessions = options.exceptSessionUid === undefined ? { accountId } : { accountId, uid: { $ne: options.exceptSessionUid } };
+    await this.#collection('Session').deleteMany(sessions);
+  }
+}

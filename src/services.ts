@@ -1,0 +1,95 @@
+/**
+ * The composition root of the domain: database connection, models and services, shared by
+ * the server, the CLI and the tests.
+ */
+import type { Connection } from 'mongoose';
+import type { Db } from 'mongodb';
+
+import { loginFailureModel } from './accounts/lockout.ts';
+import { accountModel } from './accounts/model.ts';
+import { PasswordHasher } from './accounts/passwords.ts';
+import { AccountService } from './accounts/service.ts';
+import { SignIn } from './accounts/sign-in.ts';
+import { AuditTrail, auditModel } from './audit/trail.ts';
+import type { Config } from './config.ts';
+import { connect, ping } from './db/connection.ts';
+import type { Logger } from './log.ts';
+import { createAdapterIndexes } from './oidc/adapter.ts';
+import { ClientRegistry } from './oidc/clients.ts';
+import { loadKeyMaterial, type KeyMaterial } from './oidc/keys.ts';
+import { ProviderAccessRevoker } from './oidc/revocation.ts';
+import { TenantDirectory } from './tenants/directory.ts';
+import { tenantModel } from './tenants/model.ts';
+
+export interface Services {
+  config: Config;
+  log: Logger;
+  connection: Connection;
+  db: Db;
+  keys: KeyMaterial;
+  audit: AuditTrail;
+  tenants: TenantDirectory;
+  accounts: AccountService;
+  signIn: SignIn;
+  clients: ClientRegistry;
+  hasher: PasswordHasher;
+  databaseReady(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Connects to `uri`, creates indexes and wires the services. */
+export async function openServices(config: Config, log: Logger, uri: string, now: () => Date = () => new Date()): Promise<Services> {
+  const keys = await loadKeyMaterial(config.keysFile, !config.keysFileRequired);
+  const connection = await connect(uri);
+  const db = connection.db!;
+
+  const models = {
+    accounts: accountModel(connection),
+    tenants: tenantModel(connection),
+    audit: auditModel(connection),
+    loginFailures: loginFailureModel(connection),
+  };
+  for (const model of Object.values(models)) {
+    await model.createCollection().catch(() => {});
+    await model.createIndexes();
+  }
+  await createAdapterIndexes(db);
+
+  const audit = new AuditTrail(models.audit, log, now);
+  const tenants = new TenantDirectory(models.tenants, audit);
+  const hasher = new PasswordHasher(config.argon2, Buffer.from(keys.fingerprintKey, 'base64url'));
+  const accounts = new AccountService({
+    accounts: models.accounts,
+    tenants,
+    hasher,
+    audit,
+    revoker: new ProviderAccessRevoker(db),
+    password: config.password,
+    now,
+  });
+  const signIn = new SignIn({
+    accounts: models.accounts,
+    loginFailures: models.loginFailures,
+    tenants,
+    hasher,
+    audit,
+    lockout: config.lockout,
+    now,
+  });
+
+  return {
+    config,
+    log,
+    connection,
+    db,
+    keys,
+    audit,
+    tenants,
+    accounts,
+    signIn,
+    clients: new ClientRegistry(db, audit),
+    hasher,
+    databaseReady: () => ping(connection),
+    close: () => connection.close(),
+  };
+}

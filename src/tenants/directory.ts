@@ -1,0 +1,89 @@
+/** Finding and registering tenants. */
+import type { AuditTrail, RequestContext } from '../audit/trail.ts';
+import { conflict } from '../errors.ts';
+import { nameKey } from '../accounts/normalize.ts';
+import { newTenantSchema, parseInput } from '../validation.ts';
+import { ValidationError } from '../errors.ts';
+import type { Tenant, TenantModel } from './model.ts';
+
+export interface TenantSuggestion {
+  id: string;
+  name: string;
+}
+
+const SUGGESTION_CACHE_MS = 60_000;
+
+export class TenantDirectory {
+  readonly #tenants: TenantModel;
+  readonly #audit: AuditTrail;
+  #suggestions: { at: number; list: Promise<TenantSuggestion[]> } | undefined;
+
+  constructor(tenants: TenantModel, audit: AuditTrail) {
+    this.#tenants = tenants;
+    this.#audit = audit;
+  }
+
+  /**
+   * Finds the tenant a person typed into the sign-in form: its key (`05111000`), its name
+   * (`Landeshauptstadt Düsseldorf`, any case) or a suggestion (`05111000 – Landeshauptstadt …`).
+   */
+  async resolve(input: string): Promise<Tenant | undefined> {
+    const typed = input.normalize('NFC').trim();
+    if (typed.length === 0 || typed.length > 300) return undefined;
+
+    const key = (/^(\S+)\s+[–—-]\s+\S/.exec(typed)?.[1] ?? typed).toLowerCase();
+    const byId = await this.#tenants.findById(key).lean();
+    if (byId) return byId;
+    return (await this.#tenants.findOne({ nameKey: nameKey(typed) }).lean()) ?? undefined;
+  }
+
+  find(id: string): Promise<Tenant | null> {
+    return this.#tenants.findById(id).lean();
+  }
+
+  /** Active tenants by name, for the suggestions of the sign-in form. */
+  suggestions(): Promise<TenantSuggestion[]> {
+    const now = Date.now();
+    if (!this.#suggestions || now - this.#suggestions.at > SUGGESTION_CACHE_MS) {
+      const list = this.#tenants
+        .find({ active: true }, { name: 1 })
+        .sort({ nameKey: 1 })
+        .lean()
+        .then((tenants) => tenants.map((t) => ({ id: t._id, name: t.name })));
+      list.catch(() => (this.#suggestions = undefined));
+      this.#suggestions = { at: now, list };
+    }
+    return this.#suggestions.list;
+  }
+
+  /**
+   * Registers a tenant. Re-adding an identical tenant is a no-op (`created: false`), so
+   * imports can be repeated; a different tenant under an existing key is a conflict.
+   */
+  async add(input: unknown, context: RequestContext): Promise<{ tenant: Tenant; created: boolean }> {
+    const tenant = parseInput(newTenantSchema, input);
+    if (tenant.parent !== null && tenant.parent !== tenant.id && !(await this.#tenants.exists({ _id: tenant.parent }))) {
+      throw new ValidationError({ parent: ['tenant_parent.unknown'] });
+    }
+
+    const existing = await this.#tenants.findById(tenant.id).lean();
+    if (existing) {
+      if (existing.name === tenant.name && existing.kind === tenant.kind && existing.parent === tenant.parent) {
+        return { tenant: existing, created: false };
+      }
+      throw conflict('tenant.exists', `tenant ${tenant.id} exists with other data`);
+    }
+
+    const doc = { _id: tenant.id, name: tenant.name, nameKey: nameKey(tenant.name), kind: tenant.kind, parent: tenant.parent, active: true };
+    try {
+      await this.#tenants.create(doc);
+    } catch (error) {
+      if ((error as { code?: number }).code === 11000) throw conflict('tenant.exists', `tenant ${tenant.id} was added concurrently`);
+      throw error;
+    }
+    this.#suggestions = undefined;
+    await this.#audit.record(context, { tenantId: tenant.id, action: 'tenant.created', outcome: 'success', target: { tenantId: tenant.id } });
+    const created = await this.#tenants.findById(tenant.id).lean();
+    return { tenant: created!, created: true };
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Input validation shared by the pages, the CLI and imports: zod schemas whose messages are
+ * our stable codes, and one function that turns zod's issues into a ValidationError.
+ */
+import { z } from 'zod';
+
+import { usernameDisplay, usernameProblem } from './accounts/normalize.ts';
+import { permissions, roles } from './accounts/model.ts';
+import { tenantKinds } from './tenants/model.ts';
+import { ValidationError } from './errors.ts';
+
+const control = /\p{Cc}/u;
+const personNameChars = /^[\p{L}\p{M}' .,-]+$/u;
+
+/** Trims, composes (NFC) and folds runs of white space of a free-text value. */
+const cleanText = (value: string) => value.normalize('NFC').trim().replace(/\s+/g, ' ');
+
+const text = (field: string, max: number) =>
+  z
+    .string({ error: `${field}.required` })
+    .refine((value) => !control.test(value), `${field}.invalid_characters`)
+    .transform(cleanText)
+    .pipe(z.string().min(1, `${field}.required`).max(max, `${field}.too_long`));
+
+export const personName = (field: string) =>
+  text(field, 100).pipe(z.string().regex(personNameChars, `${field}.invalid_characters`));
+
+export const username = z
+  .string({ error: 'username.required' })
+  .max(256, 'username.too_long')
+  .superRefine((value, context) => {
+    const problem = usernameProblem(value);
+    if (problem) context.addIssue({ code: 'custom', message: problem });
+  })
+  .transform(usernameDisplay);
+
+export const email = z
+  .string({ error: 'email.invalid' })
+  .transform((value) => value.trim())
+  .pipe(z.email('email.invalid').max(254, 'email.invalid'));
+
+export const tenantId = z
+  .string({ error: 'tenant.required' })
+  .transform((value) => value.trim())
+  .pipe(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'tenant.invalid_id'));
+
+export const newAccountSchema = z.object({
+  tenantId,
+  username,
+  givenName: personName('given_name'),
+  familyName: personName('family_name'),
+  email: email.nullable().default(null),
+  permissions: z.array(z.enum(permissions, 'permission.unknown')).default([]),
+  roles: z.array(z.enum(roles, 'role.unknown')).default([]),
+});
+
+export type NewAccountInput = z.output<typeof newAccountSchema>;
+
+export const newTenantSchema = z.object({
+  id: tenantId,
+  name: text('tenant_name', 200),
+  kind: z.enum(tenantKinds, 'tenant_kind.unknown'),
+  parent: tenantId.nullable().default(null),
+});
+
+export type NewTenantInput = z.output<typeof newTenantSchema>;
+
+/** Parses `input`, or throws a ValidationError that maps each field to its codes. */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+
+  const fields: Record<string, string[]> = {};
+  for (const issue of result.error.issues) {
+    const field = String(issue.path[0] ?? 'input');
+    const code = /^[a-z_]+\.[a-z_]+$/.test(issue.message) ? issue.message : `${field}.invalid`;
+    (fields[field] ??= []).includes(code) || fields[field].push(code);
+  }
+  throw new ValidationError(fields);
+}

@@ -1,0 +1,110 @@
+/**
+ * A browser without a browser: fetch with a cookie jar and manual redirects, which fills in
+ * and submits the real HTML forms of the interaction pages.
+ */
+import { parse, type HTMLElement } from 'node-html-parser';
+import * as oidc from 'openid-client';
+import { CookieJar } from 'tough-cookie';
+
+import type { TestClient } from './server.ts';
+
+export interface Page {
+  url: string;
+  status: number;
+  html: string;
+  document: HTMLElement;
+}
+
+export class Browser {
+  readonly jar = new CookieJar();
+
+  /** One request; cookies are sent and stored, redirects are not followed. */
+  async request(url: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    headers.set('cookie', await this.jar.getCookieString(url));
+    if (!headers.has('accept')) headers.set('accept', 'text/html');
+    const response = await fetch(url, { ...init, headers, redirect: 'manual' });
+    for (const cookie of response.headers.getSetCookie()) await this.jar.setCookie(cookie, url, { ignoreError: true });
+    return response;
+  }
+
+  /**
+   * Follows redirects from `url` until a page is reached or a redirect leaves for
+   * `stopAt` (the relying party's callback, which nobody serves in tests).
+   */
+  async visit(url: string, stopAt?: string, init?: RequestInit): Promise<Page | URL> {
+    let next = url;
+    let response = await this.request(next, init);
+    for (let hops = 0; hops < 20 && response.status >= 300 && response.status < 400; hops += 1) {
+      const location = new URL(response.headers.get('location')!, next).href;
+      if (stopAt && location.startsWith(stopAt)) return new URL(location);
+      next = location;
+      response = await this.request(next);
+    }
+    const html = await response.text();
+    return { url: next, status: response.status, html, document: parse(html) };
+  }
+
+  /** Submits the first form of `page` (or the one matching `selector`) with `fields`. */
+  async submit(page: Page, fields: Record<string, string>, stopAt?: string, selector = 'form'): Promise<Page | URL> {
+    const form = page.document.querySelector(selector);
+    if (!form) throw new Error(`no form on ${page.url}: ${page.html.slice(0, 500)}`);
+    const body = new URLSearchParams();
+    for (const input of form.querySelectorAll('input[type=hidden]')) {
+      body.set(input.getAttribute('name')!, input.getAttribute('value') ?? '');
+    }
+    for (const [name, value] of Object.entries(fields)) body.set(name, value);
+    const action = new URL(form.getAttribute('action') ?? page.url, page.url).href;
+    return this.visit(action, stopAt, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+    });
+  }
+}
+
+export function asPage(result: Page | URL): Page {
+  if (result instanceof URL) throw new Error(`expected a page, got a redirect to ${result.href}`);
+  return result;
+}
+
+export function asRedirect(result: Page | URL): URL {
+  if (!(result instanceof URL)) throw new Error(`expected a redirect, got ${result.status} ${result.url}: ${text(result).slice(0, 400)}`);
+  return result;
+}
+
+/** The visible text of a page, white space folded. */
+export function text(page: Page): string {
+  return page.document.querySelector('main')?.textContent.replace(/\s+/g, ' ').trim() ?? page.html;
+}
+
+export interface Authorization {
+  url: URL;
+  verifier: string;
+  state: string;
+}
+
+/** Builds an authorization request with PKCE S256, as a relying party would. */
+export async function authorizationRequest(client: TestClient, params: Record<string, string> = {}): Promise<Authorization> {
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const url = oidc.buildAuthorizationUrl(client.config, {
+    redirect_uri: client.redirectUri,
+    scope: 'openid profile',
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    ...params,
+  });
+  return { url, verifier, state };
+}
+
+/** Exchanges the code of `callback` for tokens. */
+export function exchange(client: TestClient, authorization: Authorization, callback: URL, parameters?: Record<string, string>) {
+  return oidc.authorizationCodeGrant(
+    client.config,
+    callback,
+    { pkceCodeVerifier: authorization.verifier, expectedState: authorization.state },
+    parameters,
+  );
+}

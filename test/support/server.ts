@@ -1,0 +1,133 @@
+/**
+ * A real flueag-idp server for a test file: its own database on the shared FerretDB, its
+ * own data directory and keys, listening on a free loopback port.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import * as oidc from 'openid-client';
+
+import type { Account } from '../../src/accounts/model.ts';
+import type { RequestContext } from '../../src/audit/trail.ts';
+import { loadConfig } from '../../src/config.ts';
+import { freePort } from '../../src/db/ferretdb.ts';
+import { createLogger } from '../../src/log.ts';
+import { startServer, type RunningServer } from '../../src/server.ts';
+import { openServices, type Services } from '../../src/services.ts';
+
+export const system: RequestContext = { actor: { kind: 'system' } };
+
+export interface TestServer {
+  issuer: string;
+  services: Services;
+  server: RunningServer;
+  /** Clock offset in milliseconds, applied to every "now" of the services. */
+  clock: { offsetMs: number };
+  close(): Promise<void>;
+}
+
+/** Starts a server with its own database; `env` overrides configuration variables. */
+export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const base = process.env.FLUEAG_TEST_MONGODB;
+  if (!base) throw new Error('FLUEAG_TEST_MONGODB is not set: run the tests with npm test');
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'flueag-server-'));
+  const port = await freePort();
+  const config = loadConfig({
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    ISSUER: `http://127.0.0.1:${port}`,
+    DATA_DIR: dataDir,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    DEMO_SEED: 'false',
+    ...env,
+  });
+  const clock = { offsetMs: 0 };
+  const database = `t_${randomBytes(6).toString('hex')}`;
+  const services = await openServices(config, createLogger(config.logLevel), `${base}${database}`, () => new Date(Date.now() + clock.offsetMs));
+  const server = await startServer(services, { port, host: '127.0.0.1' });
+
+  return {
+    issuer: config.issuer,
+    services,
+    server,
+    clock,
+    close: async () => {
+      await server.close();
+      await services.db.dropDatabase().catch(() => {});
+      await services.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface TestAccount {
+  account: Account;
+  tenantId: string;
+  username: string;
+  password: string;
+}
+
+let tenantCounter = 0;
+
+/** Creates a tenant with a generated key, or returns the existing one. */
+export async function createTenant(test: TestServer, id = `t${(tenantCounter += 1)}${randomBytes(2).toString('hex')}`, name = `Testkommune ${id}`) {
+  await test.services.tenants.add({ id, name, kind: 'gemeinde', parent: null }, system);
+  return { id, name };
+}
+
+/**
+ * Creates an account and, unless `initial` is set, gives it a password of its own (as
+ * after the first sign-in), so tests can sign in without the password-change step.
+ */
+export async function createAccount(
+  test: TestServer,
+  tenantId: string,
+  fields: { username?: string; permissions?: string[]; roles?: string[]; givenName?: string; familyName?: string; email?: string } = {},
+  options: { initial?: boolean } = {},
+): Promise<TestAccount> {
+  const username = fields.username ?? `user${randomBytes(3).toString('hex')}`;
+  const { account, initialPassword } = await test.services.accounts.create(
+    {
+      tenantId,
+      username,
+      givenName: fields.givenName ?? 'Erika',
+      familyName: fields.familyName ?? 'Mustermann',
+      email: fields.email ?? null,
+      permissions: fields.permissions ?? ['meldeverfahren', 'zahlungsmitteilungen'],
+      roles: fields.roles ?? [],
+    },
+    system,
+  );
+  if (options.initial) return { account, tenantId, username, password: initialPassword };
+
+  const password = `Kennwort-${randomBytes(4).toString('hex')}!1`;
+  await test.services.accounts.changePassword(account._id, { newPassword: password, confirmation: password }, system);
+  const updated = (await test.services.accounts.find(account._id))!;
+  return { account: updated, tenantId, username, password };
+}
+
+export interface TestClient {
+  clientId: string;
+  clientSecret: string | undefined;
+  redirectUri: string;
+  postLogoutRedirectUri: string;
+  config: oidc.Configuration;
+}
+
+/** Registers a client and returns an openid-client configuration for it. */
+export async function createClient(test: TestServer, options: { public?: boolean; clientId?: string } = {}): Promise<TestClient> {
+  const clientId = options.clientId ?? `rp-${randomBytes(4).toString('hex')}`;
+  const redirectUri = 'https://rp.example.test/cb';
+  const postLogoutRedirectUri = 'https://rp.example.test/logged-out';
+  const { clientSecret } = await test.services.clients.add(
+    { clientId, redirectUris: [redirectUri], postLogoutRedirectUris: [postLogoutRedirectUri], public: options.public ?? false },
+    system,
+  );
+  const auth = clientSecret === undefined ? oidc.None() : oidc.ClientSecretBasic(clientSecret);
+  const config = await oidc.discovery(new URL(test.issuer), clientId, undefined, auth, {
+    execute: [oidc.allowInsecureRequests],
+  });
+  return { clientId, clientSecret, redirectUri, postLogoutRedirectUri, config };
+}
