@@ -8,7 +8,12 @@ export default {
       {
         useESM: true,
         // Type checking is `npm run typecheck`; isolatedModules makes ts-jest only transpile.
-        tsconfig: { isolatedModules: true, rewriteRelativeImportExtensions: false, allowImportingTsExtensions: true, noEmit: false },
+        tsconfig: {
+          isolatedModules: true,
+          rewriteRelativeImportExtensions: false,
+          allowImportingTsExtensions: true,
+          noEmit: false,
+        },
       },
     ],
   },

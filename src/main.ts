@@ -16,12 +16,27 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
 
-  const embedded = config.mongodbUri === undefined ? await openEmbeddedDatabase(config.dataDir, 'server') : undefined;
+  const embedded =
+    config.mongodbUri === undefined
+      ? await openEmbeddedDatabase(config.dataDir, 'server')
+      : undefined;
   const uri = config.mongodbUri ?? embedded!.uri;
   const services = await openServices(config, log, uri);
   const demo = config.seedDemo ? await seedDemo(services) : undefined;
-  const server = await startServer(services, { port: config.port, host: config.host, demo: config.seedDemo });
-  log.info({ event: 'server.started', issuer: config.issuer, url: server.url, embedded_database: embedded !== undefined }, 'flueag-idp is listening');
+  const server = await startServer(services, {
+    port: config.port,
+    host: config.host,
+    demo: config.seedDemo,
+  });
+  log.info(
+    {
+      event: 'server.started',
+      issuer: config.issuer,
+      url: server.url,
+      embedded_database: embedded !== undefined,
+    },
+    'flueag-idp is listening',
+  );
   if (demo) printDemo(config, demo);
 
   let stopping = false;
@@ -44,7 +59,9 @@ function printDemo(config: Config, demo: DemoCredentials) {
     'Demo ready. Sign in through the demo application:',
     `  open          ${config.issuer}/demo`,
     `  Kommune       ${demo.tenant.id} (${demo.tenant.name})`,
-    ...demo.admins.map((admin) => `  Benutzername  ${admin.username}   Einmal-Kennwort  ${admin.initialPassword}`),
+    ...demo.admins.map(
+      (admin) => `  Benutzername  ${admin.username}   Einmal-Kennwort  ${admin.initialPassword}`,
+    ),
     '',
     'The one-time passwords are shown only now; at the first sign-in you choose your own.',
     'Lost them? Create another account: npx flueag-idp account create --tenant demo --username … --given-name … --family-name …',
@@ -54,7 +71,10 @@ function printDemo(config: Config, demo: DemoCredentials) {
 }
 
 main().catch((error: unknown) => {
-  const known = error instanceof ConfigError || error instanceof FerretDBError || error instanceof KeyFileError;
-  process.stderr.write(`flueag-idp: ${known ? (error as Error).message : String((error as Error)?.stack ?? error)}\n`);
+  const known =
+    error instanceof ConfigError || error instanceof FerretDBError || error instanceof KeyFileError;
+  process.stderr.write(
+    `flueag-idp: ${known ? (error as Error).message : String((error as Error)?.stack ?? error)}\n`,
+  );
   process.exit(1);
 });

@@ -21,7 +21,10 @@ export interface RunningServer {
 }
 
 /** Builds the provider and starts listening on `port` (0 = any free port). */
-export async function startServer(services: Services, options: { port: number; host: string; demo?: boolean }): Promise<RunningServer> {
+export async function startServer(
+  services: Services,
+  options: { port: number; host: string; demo?: boolean },
+): Promise<RunningServer> {
   const { config, log } = services;
   const views = new Views({ support: config.support });
   const provider = createProvider({ ...services, views });
@@ -36,7 +39,12 @@ export async function startServer(services: Services, options: { port: number; h
     ...(options.demo ? { extraRoutes: demoRelyingParty(config, views) } : {}),
   });
 
-  const housekeeping = new Housekeeping(services.db, services.audit, config.auditRetentionDays, log);
+  const housekeeping = new Housekeeping(
+    services.db,
+    services.audit,
+    config.auditRetentionDays,
+    log,
+  );
   housekeeping.start();
 
   const server = http.createServer(provider.callback());

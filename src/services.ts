@@ -38,7 +38,12 @@ export interface Services {
 }
 
 /** Connects to `uri`, creates indexes and wires the services. */
-export async function openServices(config: Config, log: Logger, uri: string, now: () => Date = () => new Date()): Promise<Services> {
+export async function openServices(
+  config: Config,
+  log: Logger,
+  uri: string,
+  now: () => Date = () => new Date(),
+): Promise<Services> {
   const keys = await loadKeyMaterial(config.keysFile, !config.keysFileRequired);
   const connection = await connect(uri);
   const db = connection.db!;

@@ -74,7 +74,8 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.ou
   for (const issue of result.error.issues) {
     const field = String(issue.path[0] ?? 'input');
     const code = /^[a-z_]+\.[a-z_]+$/.test(issue.message) ? issue.message : `${field}.invalid`;
-    (fields[field] ??= []).includes(code) || fields[field].push(code);
+    const codes = (fields[field] ??= []);
+    if (!codes.includes(code)) codes.push(code);
   }
   throw new ValidationError(fields);
 }

@@ -25,10 +25,19 @@ export interface FailureResult {
 /** A document with a `lockout` field: an account, or a counter for an unknown name. */
 export type LockoutHolder = { _id: string; lockout: Lockout };
 
-export const emptyLockout = (): Lockout => ({ count: 0, failures: [], lockedAt: null, lastFailureAt: null });
+export const emptyLockout = (): Lockout => ({
+  count: 0,
+  failures: [],
+  lockedAt: null,
+  lastFailureAt: null,
+});
 
 /** True when sign-in must not check the password. */
-export function isLocked(lockout: Lockout | undefined, settings: LockoutSettings, now: Date): boolean {
+export function isLocked(
+  lockout: Lockout | undefined,
+  settings: LockoutSettings,
+  now: Date,
+): boolean {
   if (!lockout) return false;
   const locked = lockout.lockedAt !== null || lockout.count >= settings.maxFailures;
   if (!locked || settings.autoUnlockMinutes === 0) return locked;
@@ -79,7 +88,8 @@ export async function clearExpiredLock(
   settings: LockoutSettings,
   now: Date,
 ): Promise<void> {
-  const lockedBefore = holder.lockout.lockedAt !== null || holder.lockout.count >= settings.maxFailures;
+  const lockedBefore =
+    holder.lockout.lockedAt !== null || holder.lockout.count >= settings.maxFailures;
   if (!lockedBefore || isLocked(holder.lockout, settings, now)) return;
   await collection.updateOne({ _id: holder._id as never, 'lockout.count': holder.lockout.count }, {
     $set: { lockout: emptyLockout() },

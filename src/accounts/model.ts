@@ -112,4 +112,5 @@ accountSchema.index({ tenantId: 1, usernameKey: 1 }, { unique: true });
 export type AccountModel = Model<Account>;
 
 export const accountModel = (connection: Connection): AccountModel =>
-  (connection.models.Account as AccountModel | undefined) ?? connection.model<Account>('Account', accountSchema);
+  (connection.models.Account as AccountModel | undefined) ??
+  connection.model<Account>('Account', accountSchema);

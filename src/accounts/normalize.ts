@@ -12,7 +12,9 @@ const usernameAllowed = /^[\p{L}\p{M}\p{Nd}._@-]+$/u;
 
 /** The comparison key of a username: trimmed, width-mapped, NFC, lower case (ß stays ß). */
 export function usernameKey(raw: string): string {
-  const widthMapped = raw.trim().replace(fullwidthAscii, (c) => String.fromCharCode(c.charCodeAt(0) - 0xfee0));
+  const widthMapped = raw
+    .trim()
+    .replace(fullwidthAscii, (c) => String.fromCharCode(c.charCodeAt(0) - 0xfee0));
   return widthMapped.normalize('NFC').toLowerCase().normalize('NFC');
 }
 

@@ -14,7 +14,11 @@ export interface PasswordContext {
   username: string;
 }
 
-type Rule = (password: string, settings: PasswordPolicySettings, context: PasswordContext) => boolean;
+type Rule = (
+  password: string,
+  settings: PasswordPolicySettings,
+  context: PasswordContext,
+) => boolean;
 
 const letter = /\p{L}/u;
 const digit = /\p{Nd}/u;
@@ -40,5 +44,7 @@ export function passwordProblems(
   context: PasswordContext,
 ): string[] {
   const password = preparePassword(raw);
-  return passwordRules.filter(([, holds]) => !holds(password, settings, context)).map(([reason]) => reason);
+  return passwordRules
+    .filter(([, holds]) => !holds(password, settings, context))
+    .map(([reason]) => reason);
 }

@@ -81,7 +81,12 @@ const alphabets = {
 export function generateInitialPassword(): string {
   const all = Object.values(alphabets).join('');
   const pick = (alphabet: string) => alphabet[randomInt(alphabet.length)]!;
-  const chars = [pick(alphabets.lower), pick(alphabets.upper), pick(alphabets.digit), pick(alphabets.special)];
+  const chars = [
+    pick(alphabets.lower),
+    pick(alphabets.upper),
+    pick(alphabets.digit),
+    pick(alphabets.special),
+  ];
   while (chars.length < 16) chars.push(pick(all));
   for (let i = chars.length - 1; i > 0; i -= 1) {
     const j = randomInt(i + 1);

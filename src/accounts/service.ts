@@ -68,7 +68,10 @@ export class AccountService {
   }
 
   /** Creates an account with a one-time password, which is returned once and never stored. */
-  async create(input: unknown, context: RequestContext): Promise<{ account: Account; initialPassword: string }> {
+  async create(
+    input: unknown,
+    context: RequestContext,
+  ): Promise<{ account: Account; initialPassword: string }> {
     const fields = parseInput(newAccountSchema, input);
     const tenant = await this.#deps.tenants.find(fields.tenantId);
     if (!tenant) throw new ValidationError({ tenantId: ['tenant.unknown'] });
@@ -116,11 +119,16 @@ export class AccountService {
 
   /** The policy problems of `newPassword` for this account, history included. */
   async passwordProblems(account: Account, newPassword: string): Promise<string[]> {
-    const problems = passwordProblems(newPassword, this.#deps.password, { username: account.username });
+    const problems = passwordProblems(newPassword, this.#deps.password, {
+      username: account.username,
+    });
     if (problems.length > 0) return problems;
 
     const { hasher } = this.#deps;
-    const recent = [account.password.hash, ...account.password.history.slice(0, this.#deps.password.history)];
+    const recent = [
+      account.password.hash,
+      ...account.password.history.slice(0, this.#deps.password.history),
+    ];
     for (const hash of recent) {
       if (await hasher.verify(hash, newPassword)) return ['password.reused'];
     }
@@ -141,8 +149,18 @@ export class AccountService {
     if (!account || account.state !== 'active') throw notFound('account.not_found');
 
     const { hasher } = this.#deps;
-    if (change.currentPassword !== undefined && !(await hasher.verify(account.password.hash, change.currentPassword))) {
-      await this.#record(context, account, 'password.changed', {}, 'failure', 'wrong_current_password');
+    if (
+      change.currentPassword !== undefined &&
+      !(await hasher.verify(account.password.hash, change.currentPassword))
+    ) {
+      await this.#record(
+        context,
+        account,
+        'password.changed',
+        {},
+        'failure',
+        'wrong_current_password',
+      );
       throw new ValidationError({ current_password: ['password.current_wrong'] });
     }
     const problems = await this.passwordProblems(account, change.newPassword);
@@ -151,7 +169,10 @@ export class AccountService {
       throw new ValidationError({ new_password_confirm: ['password.mismatch'] });
     }
 
-    const history = [account.password.hash, ...account.password.history].slice(0, this.#deps.password.history);
+    const history = [account.password.hash, ...account.password.history].slice(
+      0,
+      this.#deps.password.history,
+    );
     const updated = await this.#deps.accounts.collection.updateOne(
       { _id: account._id as never, 'password.hash': account.password.hash },
       {
@@ -169,12 +190,19 @@ export class AccountService {
     );
     if (updated.modifiedCount !== 1) throw conflict('password.changed_concurrently');
 
-    await this.#deps.revoker.revokeAccount(account._id, keepSessionUid ? { exceptSessionUid: keepSessionUid } : {});
+    await this.#deps.revoker.revokeAccount(
+      account._id,
+      keepSessionUid ? { exceptSessionUid: keepSessionUid } : {},
+    );
     await this.#record(context, account, 'password.changed');
   }
 
   /** Moves an account between the states of design section 2. */
-  async setState(accountId: string, target: 'active' | 'deactivated' | 'retired', context: RequestContext): Promise<Account> {
+  async setState(
+    accountId: string,
+    target: 'active' | 'deactivated' | 'retired',
+    context: RequestContext,
+  ): Promise<Account> {
     const account = await this.find(accountId);
     if (!account) throw notFound('account.not_found');
     if (account.state === 'retired') throw new AppError(409, 'account.retired');
@@ -185,15 +213,24 @@ export class AccountService {
       deactivated: ['active', 'retired'],
       retired: [],
     };
-    if (!allowed[account.state].includes(target)) throw new AppError(409, 'account.state_transition');
+    if (!allowed[account.state].includes(target))
+      throw new AppError(409, 'account.state_transition');
 
     const updated = await this.#deps.accounts
-      .findOneAndUpdate({ _id: account._id, state: account.state }, { $set: { state: target } }, { new: true })
+      .findOneAndUpdate(
+        { _id: account._id, state: account.state },
+        { $set: { state: target } },
+        { new: true },
+      )
       .lean();
     if (!updated) throw conflict('account.changed_concurrently');
 
     if (target !== 'active') await this.#deps.revoker.revokeAccount(account._id);
-    const action = { active: 'account.reactivated', deactivated: 'account.deactivated', retired: 'account.retired' }[target];
+    const action = {
+      active: 'account.reactivated',
+      deactivated: 'account.deactivated',
+      retired: 'account.retired',
+    }[target];
     await this.#record(context, account, action, { from: account.state });
     return updated;
   }

@@ -89,17 +89,32 @@ export class SignIn {
 
     if (!(await hasher.verify(account.password.hash, password))) {
       const fingerprint = hasher.fingerprint(account._id, password);
-      const failure = await countFailure(accounts.collection, account._id, fingerprint, lockout, at);
-      await this.#audit(context, account, 'login', 'failure', 'wrong_password', { counted: failure.counted });
-      if (failure.lockedNow) await this.#audit(context, account, 'account.locked', 'success', 'failed_logins');
-      return (await this.#lockedAfter(failure, accounts.collection, account._id)) ? LOCKED : INVALID;
+      const failure = await countFailure(
+        accounts.collection,
+        account._id,
+        fingerprint,
+        lockout,
+        at,
+      );
+      await this.#audit(context, account, 'login', 'failure', 'wrong_password', {
+        counted: failure.counted,
+      });
+      if (failure.lockedNow)
+        await this.#audit(context, account, 'account.locked', 'success', 'failed_logins');
+      return (await this.#lockedAfter(failure, accounts.collection, account._id))
+        ? LOCKED
+        : INVALID;
     }
 
     if (account.state !== 'active') {
       await this.#audit(context, account, 'login', 'failure', account.state);
       return { kind: 'inactive', state: account.state } as const;
     }
-    if (account.password.mustChange && account.password.initialExpiresAt && account.password.initialExpiresAt < at) {
+    if (
+      account.password.mustChange &&
+      account.password.initialExpiresAt &&
+      account.password.initialExpiresAt < at
+    ) {
       await this.#audit(context, account, 'login', 'failure', 'initial_password_expired');
       return { kind: 'initial_expired' } as const;
     }
@@ -119,7 +134,12 @@ export class SignIn {
     return { kind: 'success', account: signedIn as unknown as Account, tenant } as const;
   }
 
-  async #unknown(credentials: Credentials, tenant: Tenant | undefined, key: string, context: RequestContext) {
+  async #unknown(
+    credentials: Credentials,
+    tenant: Tenant | undefined,
+    key: string,
+    context: RequestContext,
+  ) {
     const { loginFailures, hasher, lockout, now } = this.#deps;
     const at = now();
     const scope = createHash('sha256')
@@ -127,20 +147,42 @@ export class SignIn {
       .update('\0')
       .update(key)
       .digest('base64url');
-    const counter = await ensureFailureCounter(loginFailures, scope, new Date(at.getTime() + 86_400_000));
+    const counter = await ensureFailureCounter(
+      loginFailures,
+      scope,
+      new Date(at.getTime() + 86_400_000),
+    );
     await clearExpiredLock(loginFailures.collection, counter, lockout, at);
 
     const reason = tenant ? 'unknown_account' : 'unknown_tenant';
     const target = { username: credentials.username.slice(0, 64), tenantId: tenant?._id ?? null };
     if (isLocked(counter.lockout, lockout, at)) {
       await hasher.verifyNothing(credentials.password);
-      await this.#deps.audit.record(context, { tenantId: tenant?._id ?? null, action: 'login', outcome: 'failure', reason: `${reason}_locked`, target });
+      await this.#deps.audit.record(context, {
+        tenantId: tenant?._id ?? null,
+        action: 'login',
+        outcome: 'failure',
+        reason: `${reason}_locked`,
+        target,
+      });
       return LOCKED;
     }
 
     await hasher.verifyNothing(credentials.password);
-    const failure = await countFailure(loginFailures.collection, scope, hasher.fingerprint(scope, credentials.password), lockout, at);
-    await this.#deps.audit.record(context, { tenantId: tenant?._id ?? null, action: 'login', outcome: 'failure', reason, target });
+    const failure = await countFailure(
+      loginFailures.collection,
+      scope,
+      hasher.fingerprint(scope, credentials.password),
+      lockout,
+      at,
+    );
+    await this.#deps.audit.record(context, {
+      tenantId: tenant?._id ?? null,
+      action: 'login',
+      outcome: 'failure',
+      reason,
+      target,
+    });
     return (await this.#lockedAfter(failure, loginFailures.collection, scope)) ? LOCKED : INVALID;
   }
 
@@ -151,16 +193,23 @@ export class SignIn {
   async #lockedAfter(failure: FailureResult, collection: Collection, id: string): Promise<boolean> {
     if (failure.counted) return failure.count >= this.#deps.lockout.maxFailures;
     const current = await collection.findOne({ _id: id as never }, { projection: { lockout: 1 } });
-    return isLocked((current as LockoutHolder | null)?.lockout, this.#deps.lockout, this.#deps.now());
+    return isLocked(
+      (current as LockoutHolder | null)?.lockout,
+      this.#deps.lockout,
+      this.#deps.now(),
+    );
   }
 
   async #rehashIfNeeded(account: Account, password: string): Promise<void> {
     const { accounts, hasher } = this.#deps;
     if (!hasher.needsRehash(account.password.hash)) return;
     const hash = await hasher.hash(password);
-    await accounts.collection.updateOne({ _id: account._id as never, 'password.hash': account.password.hash }, {
-      $set: { 'password.hash': hash },
-    } as never);
+    await accounts.collection.updateOne(
+      { _id: account._id as never, 'password.hash': account.password.hash },
+      {
+        $set: { 'password.hash': hash },
+      } as never,
+    );
   }
 
   #audit(

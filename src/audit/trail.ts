@@ -70,7 +70,8 @@ auditSchema.index({ 'target.accountId': 1, at: -1 });
 export type AuditModel = Model<AuditEvent>;
 
 export const auditModel = (connection: Connection): AuditModel =>
-  (connection.models.AuditEvent as AuditModel | undefined) ?? connection.model<AuditEvent>('AuditEvent', auditSchema);
+  (connection.models.AuditEvent as AuditModel | undefined) ??
+  connection.model<AuditEvent>('AuditEvent', auditSchema);
 
 export class AuditTrail {
   readonly #model: AuditModel;

@@ -23,7 +23,9 @@ export async function ping(connection: Connection): Promise<boolean> {
     if (!db) return false;
     await Promise.race([
       db.command({ ping: 1 }),
-      new Promise((_resolve, reject) => setTimeout(() => reject(new Error('ping timeout')), 2_000).unref()),
+      new Promise((_resolve, reject) =>
+        setTimeout(() => reject(new Error('ping timeout')), 2_000).unref(),
+      ),
     ]);
     return true;
   } catch {

@@ -48,7 +48,12 @@ export async function openEmbeddedDatabase(dataDir: string, role: Role): Promise
   }
 
   const ferretdb = await startFerretDB(dir);
-  const record: InstanceRecord = { role, ownerPid: process.pid, ferretdbPid: ferretdb.pid, port: ferretdb.port };
+  const record: InstanceRecord = {
+    role,
+    ownerPid: process.pid,
+    ferretdbPid: ferretdb.pid,
+    port: ferretdb.port,
+  };
   await writeFile(recordFile, JSON.stringify(record));
   return { uri: uriFor(ferretdb.port), release: () => stopOwned(ferretdb, recordFile) };
 }

@@ -27,10 +27,14 @@ export class FerretDBError extends Error {
 export async function ensureFerretDB(log: (message: string) => void = () => {}): Promise<string> {
   if (await binaryHasPinnedVersion()) return ferretdbBinary;
 
-  log(`building FerretDB ${FERRETDB_VERSION} into ${path.relative(projectRoot, ferretdbBinary)} (once)`);
+  log(
+    `building FerretDB ${FERRETDB_VERSION} into ${path.relative(projectRoot, ferretdbBinary)} (once)`,
+  );
   await buildFerretDB();
   if (!(await binaryHasPinnedVersion())) {
-    throw new FerretDBError(`the FerretDB binary built at ${ferretdbBinary} does not report ${FERRETDB_VERSION}`);
+    throw new FerretDBError(
+      `the FerretDB binary built at ${ferretdbBinary} does not report ${FERRETDB_VERSION}`,
+    );
   }
   return ferretdbBinary;
 }
@@ -56,11 +60,15 @@ async function buildFerretDB(): Promise<void> {
   const env = { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=readonly -buildvcs=false' };
   const go = await findGo(env);
 
-  const { stdout } = await run(go, ['mod', 'download', '-json', `${FERRETDB_MODULE}@${FERRETDB_VERSION}`], {
-    env,
-    maxBuffer: 1 << 20,
-    timeout: 30 * 60_000,
-  });
+  const { stdout } = await run(
+    go,
+    ['mod', 'download', '-json', `${FERRETDB_MODULE}@${FERRETDB_VERSION}`],
+    {
+      env,
+      maxBuffer: 1 << 20,
+      timeout: 30 * 60_000,
+    },
+  );
   const moduleDir = (JSON.parse(stdout) as { Dir?: string }).Dir;
   if (!moduleDir) throw new FerretDBError(`go mod download did not return a directory: ${stdout}`);
 
@@ -126,7 +134,9 @@ export async function startFerretDB(dir: string, port?: number): Promise<FerretD
     '--log-level=warn',
     '--log-format=json',
   ];
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('FERRETDB_')));
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([key]) => !key.startsWith('FERRETDB_')),
+  );
   const logFd = openSync(path.join(dir, 'ferretdb.log'), 'a');
   const child = spawn(binary, args, { env, stdio: ['ignore', logFd, logFd], detached: false });
   closeSync(logFd);
@@ -159,7 +169,8 @@ async function waitForPort(child: ChildProcess, port: number, timeoutMs = 20_000
   child.once('exit', (code) => (exited = code ?? -1));
 
   while (Date.now() < deadline) {
-    if (exited !== null) throw new FerretDBError(`FerretDB exited with code ${exited} while starting`);
+    if (exited !== null)
+      throw new FerretDBError(`FerretDB exited with code ${exited} while starting`);
     if (await canConnect(port)) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

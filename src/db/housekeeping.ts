@@ -25,7 +25,10 @@ export class Housekeeping {
   }
 
   start(): void {
-    const tick = () => void this.runOnce().catch((error: unknown) => this.#log.warn({ err: error, event: 'housekeeping.failed' }, 'housekeeping failed'));
+    const tick = () =>
+      void this.runOnce().catch((error: unknown) =>
+        this.#log.warn({ err: error, event: 'housekeeping.failed' }, 'housekeeping failed'),
+      );
     tick();
     this.#timer = setInterval(tick, INTERVAL_MS);
     this.#timer.unref();
@@ -40,7 +43,8 @@ export class Housekeeping {
     let removed = 0;
     const expired = { expiresAt: { $ne: null, $lte: now } };
     for (const model of providerModels) {
-      removed += (await this.#db.collection(collectionName(model)).deleteMany(expired)).deletedCount;
+      removed += (await this.#db.collection(collectionName(model)).deleteMany(expired))
+        .deletedCount;
     }
     removed += (await this.#db.collection('login_failures').deleteMany(expired)).deletedCount;
     removed += await this.#audit.purgeOlderThan(this.#auditRetentionDays);

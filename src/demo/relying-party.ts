@@ -38,13 +38,24 @@ export function demoRelyingParty(config: Config, views: Views): Router {
   };
 
   router.get('/demo', (ctx) => {
-    views.render(ctx, 'demo', { title: t('demo.title'), claims: null, scope: null, logoutUrl: null });
+    views.render(ctx, 'demo', {
+      title: t('demo.title'),
+      claims: null,
+      scope: null,
+      logoutUrl: null,
+    });
   });
 
   router.get('/demo/login', async (ctx) => {
     const verifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
-    ctx.cookies.set(STATE_COOKIE, JSON.stringify({ verifier, state }), { httpOnly: true, sameSite: 'lax', signed: true, secure: ctx.secure, path: '/demo' });
+    ctx.cookies.set(STATE_COOKIE, JSON.stringify({ verifier, state }), {
+      httpOnly: true,
+      sameSite: 'lax',
+      signed: true,
+      secure: ctx.secure,
+      path: '/demo',
+    });
     const url = oidc.buildAuthorizationUrl(await relyingParty(), {
       redirect_uri: redirectUri,
       scope: SCOPE,
@@ -70,7 +81,13 @@ export function demoRelyingParty(config: Config, views: Views): Router {
       });
     } catch (error) {
       ctx.status = 400;
-      return views.render(ctx, 'demo', { title: t('demo.title'), claims: null, scope: null, logoutUrl: null, error: String((error as Error).message) });
+      return views.render(ctx, 'demo', {
+        title: t('demo.title'),
+        claims: null,
+        scope: null,
+        logoutUrl: null,
+        error: String((error as Error).message),
+      });
     }
     const logoutUrl = oidc.buildEndSessionUrl(configuration, {
       id_token_hint: tokens.id_token ?? '',

@@ -16,7 +16,8 @@ const system: RequestContext = { actor: { kind: 'system' } };
 /** Seeds the demo when no tenant exists yet; returns the credentials, or undefined. */
 export async function seedDemo(services: Services): Promise<DemoCredentials | undefined> {
   const { tenants, accounts, clients, config, connection } = services;
-  if ((await connection.db!.collection('tenants').countDocuments({}, { limit: 1 })) > 0) return undefined;
+  if ((await connection.db!.collection('tenants').countDocuments({}, { limit: 1 })) > 0)
+    return undefined;
 
   const tenant = { id: 'demo', name: 'Demo-Kommune' };
   await tenants.add({ id: tenant.id, name: tenant.name, kind: 'gemeinde', parent: null }, system);
@@ -41,7 +42,12 @@ export async function seedDemo(services: Services): Promise<DemoCredentials | un
   const admins = [];
   for (const person of people) {
     const { initialPassword } = await accounts.create(
-      { tenantId: tenant.id, ...person, permissions: ['meldeverfahren', 'zahlungsmitteilungen'], roles: ['local_admin'] },
+      {
+        tenantId: tenant.id,
+        ...person,
+        permissions: ['meldeverfahren', 'zahlungsmitteilungen'],
+        roles: ['local_admin'],
+      },
       system,
     );
     admins.push({ username: person.username, initialPassword });

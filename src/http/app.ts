@@ -28,7 +28,9 @@ export interface HttpDeps extends InteractionDeps {
   extraRoutes?: Router;
 }
 
-const stylesheet = readFileSync(fileURLToPath(new URL('../../interactions/assets/style.css', import.meta.url)));
+const stylesheet = readFileSync(
+  fileURLToPath(new URL('../../interactions/assets/style.css', import.meta.url)),
+);
 
 /** Adds our middleware and routes to the provider and returns it. */
 export function mountHttp(provider: Provider, deps: HttpDeps): Provider {
@@ -111,12 +113,21 @@ function errorPages(deps: HttpDeps) {
         ctx.body = { error: key };
         return;
       }
-      deps.views.render(ctx, 'error', { title: t('error.title'), message: t(key), code: status >= 500 ? key : null });
+      deps.views.render(ctx, 'error', {
+        title: t('error.title'),
+        message: t(key),
+        code: status >= 500 ? key : null,
+      });
     }
   };
 }
 
 function isClientError(error: unknown): boolean {
   const status = (error as { status?: unknown }).status;
-  return typeof status === 'number' && status >= 400 && status < 500 && (error as { expose?: boolean }).expose === true;
+  return (
+    typeof status === 'number' &&
+    status >= 400 &&
+    status < 500 &&
+    (error as { expose?: boolean }).expose === true
+  );
 }

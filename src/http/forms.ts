@@ -9,9 +9,15 @@ export type FieldResult = { value: string; error?: undefined } | { value: string
  * One field of an urlencoded body. A repeated field, a missing field and an over-long field
  * are errors with text keys; NUL bytes are refused outright (they never belong in a form).
  */
-export function formField(body: unknown, name: string, maxLength: number, required = true): FieldResult {
+export function formField(
+  body: unknown,
+  name: string,
+  maxLength: number,
+  required = true,
+): FieldResult {
   const raw = (body as Record<string, unknown> | undefined)?.[name];
-  if (raw === undefined || raw === '') return required ? { value: '', error: 'field.required' } : { value: '' };
+  if (raw === undefined || raw === '')
+    return required ? { value: '', error: 'field.required' } : { value: '' };
   if (typeof raw !== 'string') return { value: '', error: 'field.required' };
   if (raw.length > maxLength) return { value: '', error: 'field.too_long' };
   if (raw.includes('\0')) return { value: '', error: 'field.invalid_characters' };
@@ -19,7 +25,11 @@ export function formField(body: unknown, name: string, maxLength: number, requir
 }
 
 /** Who is asking, for audit events and log lines. */
-export function requestContext(ctx: Context, accountId: string | null = null, tenantId: string | null = null): RequestContext {
+export function requestContext(
+  ctx: Context,
+  accountId: string | null = null,
+  tenantId: string | null = null,
+): RequestContext {
   return {
     requestId: ctx.state.requestId as string | undefined,
     ip: ctx.ip,

@@ -46,15 +46,20 @@ export function interactionRoutes(deps: InteractionDeps): Router {
 
   async function load(ctx: Context, expectedPrompt?: string): Promise<Details> {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
-    if (details.uid !== ctx.params.uid) throw new AppError(400, 'error.interaction_expired', { detail: 'uid mismatch' });
+    if (details.uid !== ctx.params.uid)
+      throw new AppError(400, 'error.interaction_expired', { detail: 'uid mismatch' });
     if (expectedPrompt && details.prompt.name !== expectedPrompt) {
-      throw new AppError(400, 'error.interaction_expired', { detail: `prompt is ${details.prompt.name}` });
+      throw new AppError(400, 'error.interaction_expired', {
+        detail: `prompt is ${details.prompt.name}`,
+      });
     }
     return details;
   }
 
   async function finish(ctx: Context, result: InteractionResults, merge: boolean) {
-    const target = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+    const target = await provider.interactionResult(ctx.req, ctx.res, result, {
+      mergeWithLastSubmission: merge,
+    });
     ctx.status = 303;
     ctx.redirect(target);
   }
@@ -62,16 +67,26 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   async function renderLogin(
     ctx: Context,
     details: Details,
-    form: { values?: Record<string, string>; fieldErrors?: Record<string, string>; error?: string; status?: number } = {},
+    form: {
+      values?: Record<string, string>;
+      fieldErrors?: Record<string, string>;
+      error?: string;
+      status?: number;
+    } = {},
   ) {
     const t = translator(pageLanguage(ctx, details.params.ui_locales));
     const client = await provider.Client.find(String(details.params.client_id));
-    const loginHint = typeof details.params.login_hint === 'string' ? details.params.login_hint.slice(0, LIMITS.username) : '';
+    const loginHint =
+      typeof details.params.login_hint === 'string'
+        ? details.params.login_hint.slice(0, LIMITS.username)
+        : '';
     const values = {
       tenant: form.values?.tenant ?? ctx.cookies.get(TENANT_COOKIE) ?? '',
       username: form.values?.username ?? loginHint,
     };
-    const fieldErrors = Object.fromEntries(Object.entries(form.fieldErrors ?? {}).map(([field, key]) => [field, t(key)]));
+    const fieldErrors = Object.fromEntries(
+      Object.entries(form.fieldErrors ?? {}).map(([field, key]) => [field, t(key)]),
+    );
     const errors = form.error
       ? [{ text: t(form.error) }]
       : Object.entries(fieldErrors).map(([field, text]) => ({ field, text }));
@@ -96,17 +111,35 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     );
   }
 
-  async function renderPasswordChange(ctx: Context, details: Details, problems: Record<string, string[]> = {}, status = 200) {
+  async function renderPasswordChange(
+    ctx: Context,
+    details: Details,
+    problems: Record<string, string[]> = {},
+    status = 200,
+  ) {
     const language = pageLanguage(ctx, details.params.ui_locales);
     const t = translator(language);
     const account = await accounts.find(String(details.session?.accountId));
-    if (!account) throw new AppError(400, 'error.interaction_expired', { detail: 'account of the interaction is gone' });
+    if (!account)
+      throw new AppError(400, 'error.interaction_expired', {
+        detail: 'account of the interaction is gone',
+      });
     const policy = accounts.passwordSettings;
-    const params = { min: policy.minLength, max: policy.maxLength, count: policy.history, days: policy.maxAgeDays };
+    const params = {
+      min: policy.minLength,
+      max: policy.maxLength,
+      count: policy.history,
+      days: policy.maxAgeDays,
+    };
     const fieldErrors = Object.fromEntries(
-      Object.entries(problems).map(([field, keys]) => [field, keys.map((key) => t(key, params)).join(' ')]),
+      Object.entries(problems).map(([field, keys]) => [
+        field,
+        keys.map((key) => t(key, params)).join(' '),
+      ]),
     );
-    const errors = Object.entries(problems).flatMap(([field, keys]) => keys.map((key) => ({ field, text: t(key, params) })));
+    const errors = Object.entries(problems).flatMap(([field, keys]) =>
+      keys.map((key) => ({ field, text: t(key, params) })),
+    );
 
     ctx.status = status;
     views.render(
@@ -114,7 +147,9 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       'password-change',
       {
         title: t('password_change.title'),
-        reason: account.password.mustChange ? t('password_change.reason_initial') : t('password_change.reason_expired', params),
+        reason: account.password.mustChange
+          ? t('password_change.reason_initial')
+          : t('password_change.reason_expired', params),
         uid: details.uid,
         csrf: csrfToken(ctx),
         username: account.username,
@@ -138,7 +173,11 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         // First-party clients: the Grant was made by loadExistingGrant; nothing to ask.
         return finish(ctx, { consent: { grantId: details.grantId } }, true);
       default:
-        return finish(ctx, { error: 'access_denied', error_description: 'unsupported interaction' }, false);
+        return finish(
+          ctx,
+          { error: 'access_denied', error_description: 'unsupported interaction' },
+          false,
+        );
     }
   });
 
@@ -156,10 +195,15 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const fieldErrors = Object.fromEntries(
       Object.entries(fields).flatMap(([name, field]) => (field.error ? [[name, field.error]] : [])),
     );
-    if (Object.keys(fieldErrors).length > 0) return renderLogin(ctx, details, { values, fieldErrors, status: 400 });
+    if (Object.keys(fieldErrors).length > 0)
+      return renderLogin(ctx, details, { values, fieldErrors, status: 400 });
 
     const result = await signIn.attempt(
-      { tenant: fields.tenant.value, username: fields.username.value, password: fields.password.value },
+      {
+        tenant: fields.tenant.value,
+        username: fields.username.value,
+        password: fields.password.value,
+      },
       requestContext(ctx),
     );
     if (result.kind === 'inactive') {
@@ -179,7 +223,11 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     });
     // `remember: false`: a browser-session cookie, so closing the browser of a shared
     // office computer ends the session.
-    return finish(ctx, { login: { accountId: result.account._id, amr: ['pwd'], remember: false } }, false);
+    return finish(
+      ctx,
+      { login: { accountId: result.account._id, amr: ['pwd'], remember: false } },
+      false,
+    );
   });
 
   router.post('/interaction/:uid/password', async (ctx) => {
@@ -206,7 +254,8 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         details.session?.uid,
       );
     } catch (error) {
-      if (error instanceof ValidationError) return renderPasswordChange(ctx, details, error.fields, 400);
+      if (error instanceof ValidationError)
+        return renderPasswordChange(ctx, details, error.fields, 400);
       throw error;
     }
     return finish(ctx, { password_change: {} }, true);
@@ -214,7 +263,11 @@ export function interactionRoutes(deps: InteractionDeps): Router {
 
   router.get('/interaction/:uid/abort', async (ctx) => {
     await load(ctx);
-    return finish(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
+    return finish(
+      ctx,
+      { error: 'access_denied', error_description: 'End-User aborted interaction' },
+      false,
+    );
   });
 
   return router;

@@ -47,7 +47,13 @@ export function csrfToken(ctx: Context): string {
   let secret = ctx.cookies.get(CSRF_COOKIE, { signed: true });
   if (!secret) {
     secret = tokens.secretSync();
-    ctx.cookies.set(CSRF_COOKIE, secret, { httpOnly: true, sameSite: 'strict', signed: true, secure: ctx.secure, path: '/' });
+    ctx.cookies.set(CSRF_COOKIE, secret, {
+      httpOnly: true,
+      sameSite: 'strict',
+      signed: true,
+      secure: ctx.secure,
+      path: '/',
+    });
   }
   return tokens.create(secret);
 }

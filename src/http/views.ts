@@ -60,7 +60,12 @@ export class Views {
   }
 
   /** Renders `template` as the response body, with the texts of the page language. */
-  render(ctx: Context, template: string, data: Record<string, unknown> = {}, language = pageLanguage(ctx)): void {
+  render(
+    ctx: Context,
+    template: string,
+    data: Record<string, unknown> = {},
+    language = pageLanguage(ctx),
+  ): void {
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
     ctx.body = this.#eta.render(template, {

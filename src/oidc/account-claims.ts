@@ -12,16 +12,29 @@ import type { Tenant } from '../tenants/model.ts';
 /** Scope → claims. The permission scopes are also static scopes, see `grants.ts`. */
 export const claimsByScope = {
   openid: ['sub'],
-  profile: ['name', 'given_name', 'family_name', 'preferred_username', 'tenant_id', 'tenant_name', 'tenant_kind'],
+  profile: [
+    'name',
+    'given_name',
+    'family_name',
+    'preferred_username',
+    'tenant_id',
+    'tenant_name',
+    'tenant_kind',
+  ],
   email: ['email', 'email_verified'],
   meldeverfahren: ['permissions'],
   zahlungsmitteilungen: ['permissions'],
 };
 
 /** The permissions of the account that the granted `scope` string includes. */
-export function grantedPermissions(held: readonly Permission[], scope: string | undefined): Permission[] {
+export function grantedPermissions(
+  held: readonly Permission[],
+  scope: string | undefined,
+): Permission[] {
   const granted = new Set(scope?.split(' '));
-  return allPermissions.filter((permission) => held.includes(permission) && granted.has(permission));
+  return allPermissions.filter(
+    (permission) => held.includes(permission) && granted.has(permission),
+  );
 }
 
 export class ProviderAccount {
@@ -67,7 +80,11 @@ export class ProviderAccount {
  * account keeps what it already holds (design section 2).
  */
 export function accountFinder(accounts: AccountService, tenants: TenantDirectory) {
-  return async (_ctx: KoaContextWithOIDC, sub: string, token?: unknown): Promise<ProviderAccount | undefined> => {
+  return async (
+    _ctx: KoaContextWithOIDC,
+    sub: string,
+    token?: unknown,
+  ): Promise<ProviderAccount | undefined> => {
     const account = await accounts.find(sub);
     if (!account || account.state !== 'active') return undefined;
     const tenant = await tenants.find(account.tenantId);

@@ -28,7 +28,13 @@ export const collectionName = (name: string) =>
   `oidc_${name.replace(/(?<!^)([A-Z])/g, '_$1').toLowerCase()}`;
 
 /** The models that are looked up by grant and revoked with it. */
-export const grantBoundModels = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'];
+export const grantBoundModels = [
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+];
 
 /** Every model the provider may store; housekeeping and index creation walk this list. */
 export const providerModels = [
@@ -112,7 +118,8 @@ export async function createAdapterIndexes(db: Db): Promise<void> {
     const collection = db.collection(collectionName(name));
     await collection.createIndex({ expiresAt: 1 });
     if (grantBoundModels.includes(name)) await collection.createIndex({ grantId: 1 });
-    if (['Session', 'Grant', ...grantBoundModels].includes(name)) await collection.createIndex({ accountId: 1 });
+    if (['Session', 'Grant', ...grantBoundModels].includes(name))
+      await collection.createIndex({ accountId: 1 });
   }
   await db.collection(collectionName('Session')).createIndex({ uid: 1 });
   await db.collection(collectionName('DeviceCode')).createIndex({ userCode: 1 });

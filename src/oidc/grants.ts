@@ -38,7 +38,10 @@ export async function loadGrant(ctx: KoaContextWithOIDC): Promise<Grant | undefi
   }
   const allowed = (scope: string) => !permissionScopes.has(scope) || held.has(scope);
 
-  const grant = new oidc.provider.Grant({ accountId: account.accountId, clientId: oidc.client.clientId });
+  const grant = new oidc.provider.Grant({
+    accountId: account.accountId,
+    clientId: oidc.client.clientId,
+  });
   const oidcScopes = [...oidc.requestParamOIDCScopes];
   grant.addOIDCScope(oidcScopes.filter(allowed));
   grant.rejectOIDCScope(oidcScopes.filter((scope) => !allowed(scope)));
@@ -47,7 +50,10 @@ export async function loadGrant(ctx: KoaContextWithOIDC): Promise<Grant | undefi
   for (const [indicator, resourceServer] of Object.entries(oidc.resourceServers ?? {})) {
     const scopes = [...requested].filter((scope) => resourceServer.scopes.has(scope));
     grant.addResourceScope(indicator, scopes.filter(allowed));
-    grant.rejectResourceScope(indicator, scopes.filter((scope) => !allowed(scope)));
+    grant.rejectResourceScope(
+      indicator,
+      scopes.filter((scope) => !allowed(scope)),
+    );
   }
 
   await grant.save();

@@ -20,7 +20,13 @@ export interface KeyMaterial {
 const keyMaterialSchema = z.object({
   jwks: z.object({
     keys: z
-      .array(z.looseObject({ kty: z.enum(['EC', 'RSA', 'OKP']), kid: z.string().min(1), d: z.string().min(1) }))
+      .array(
+        z.looseObject({
+          kty: z.enum(['EC', 'RSA', 'OKP']),
+          kid: z.string().min(1),
+          d: z.string().min(1),
+        }),
+      )
       .min(1),
   }),
   cookieKeys: z.array(z.string().min(32)).min(1),
@@ -51,7 +57,8 @@ export async function loadKeyMaterial(file: string, create: boolean): Promise<Ke
     throw new KeyFileError(`key file ${file} is not valid JSON`);
   }
   const parsed = keyMaterialSchema.safeParse(json);
-  if (!parsed.success) throw new KeyFileError(`key file ${file} is invalid: ${parsed.error.issues[0]?.message}`);
+  if (!parsed.success)
+    throw new KeyFileError(`key file ${file} is invalid: ${parsed.error.issues[0]?.message}`);
   const kids = parsed.data.jwks.keys.map((key) => key.kid);
   if (new Set(kids).size !== kids.length) throw new KeyFileError(`key file ${file} repeats a kid`);
   return parsed.data as KeyMaterial;
@@ -76,8 +83,12 @@ export function newKeyMaterial(): KeyMaterial {
 /** An EC P-256 key (ES256, the default) and an RSA-3072 key (PS256, and RS256 on request). */
 export function newSigningKeys(): JsonWebKey[] {
   const stamp = new Date().toISOString().slice(0, 10);
-  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
-  const rsa = generateKeyPairSync('rsa', { modulusLength: 3072 }).privateKey.export({ format: 'jwk' });
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+    format: 'jwk',
+  });
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 3072 }).privateKey.export({
+    format: 'jwk',
+  });
   return [
     { ...ec, kid: `ec-${stamp}-${randomUUID().slice(0, 8)}`, use: 'sig' },
     { ...rsa, kid: `rsa-${stamp}-${randomUUID().slice(0, 8)}`, use: 'sig' },

@@ -73,7 +73,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       // introspect any token; a public client only its own.
       introspection: {
         enabled: true,
-        allowedPolicy: (_ctx, client, token) => client.clientAuthMethod !== 'none' || token.clientId === client.clientId,
+        allowedPolicy: (_ctx, client, token) =>
+          client.clientAuthMethod !== 'none' || token.clientId === client.clientId,
       },
       // DOC#featuresrevocation: a client revokes only tokens issued to it.
       revocation: {
@@ -84,10 +85,15 @@ export function createProvider(deps: ProviderDeps): Provider {
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx, form) => {
-          deps.views.render(ctx, 'logout', { title: translator(pageLanguage(ctx))('logout.title'), form });
+          deps.views.render(ctx, 'logout', {
+            title: translator(pageLanguage(ctx))('logout.title'),
+            form,
+          });
         },
         postLogoutSuccessSource: async (ctx) => {
-          deps.views.render(ctx, 'logged-out', { title: translator(pageLanguage(ctx))('logged_out.title') });
+          deps.views.render(ctx, 'logged-out', {
+            title: translator(pageLanguage(ctx))('logged_out.title'),
+          });
         },
       },
       // DOC#featuresresourceindicators: `resource=<reporting API>` yields a JWT for it.
@@ -113,7 +119,10 @@ export function createProvider(deps: ProviderDeps): Provider {
       const account = await findAccount(ctx, token.accountId);
       if (!account) return undefined;
       const claims = account.claims('userinfo', token.scope ?? '');
-      return { tenant_id: claims.tenant_id, permissions: grantedPermissions(account.permissions, token.scope) };
+      return {
+        tenant_id: claims.tenant_id,
+        permissions: grantedPermissions(account.permissions, token.scope),
+      };
     },
     loadExistingGrant: loadGrant,
     interactions: {
@@ -155,10 +164,21 @@ function renderProviderError(
 ) {
   const t = translator(pageLanguage(ctx));
   const key = `error.${out.error}`;
-  const isRedirectUri = out.error === 'invalid_redirect_uri' || /redirect_uri/.test(out.error_description ?? '');
-  const message = isRedirectUri ? t('error.invalid_redirect_uri') : hasText(key) ? t(key) : t('error.generic');
-  if (out.error === 'server_error') deps.log.error({ err: error, request_id: ctx.state.requestId }, 'provider error page');
-  deps.views.render(ctx, 'error', { title: t('error.title'), message, hint: t('error.back'), code: out.error });
+  const isRedirectUri =
+    out.error === 'invalid_redirect_uri' || /redirect_uri/.test(out.error_description ?? '');
+  const message = isRedirectUri
+    ? t('error.invalid_redirect_uri')
+    : hasText(key)
+      ? t(key)
+      : t('error.generic');
+  if (out.error === 'server_error')
+    deps.log.error({ err: error, request_id: ctx.state.requestId }, 'provider error page');
+  deps.views.render(ctx, 'error', {
+    title: t('error.title'),
+    message,
+    hint: t('error.back'),
+    code: out.error,
+  });
 }
 
 /** Log and audit lines from the provider's events (docs/events.md). */
@@ -171,23 +191,44 @@ function listen(provider: Provider, deps: ProviderDeps) {
   });
 
   provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) => {
-    log.error({ err: error, request_id: ctx.state.requestId, event: 'provider.server_error' }, 'provider server error');
+    log.error(
+      { err: error, request_id: ctx.state.requestId, event: 'provider.server_error' },
+      'provider server error',
+    );
   });
-  provider.on('grant.error', (ctx: KoaContextWithOIDC, error: Error & { error_description?: string }) => {
-    log.info({ event: 'grant.failed', error: error.message, detail: error.error_description, client_id: ctx.oidc?.client?.clientId, request_id: ctx.state.requestId }, 'token request refused');
-  });
+  provider.on(
+    'grant.error',
+    (ctx: KoaContextWithOIDC, error: Error & { error_description?: string }) => {
+      log.info(
+        {
+          event: 'grant.failed',
+          error: error.message,
+          detail: error.error_description,
+          client_id: ctx.oidc?.client?.clientId,
+          request_id: ctx.state.requestId,
+        },
+        'token request refused',
+      );
+    },
+  );
   provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => {
-    log.info({ event: 'grant.revoked', grant_id: grantId, request_id: ctx.state.requestId }, 'grant revoked');
+    log.info(
+      { event: 'grant.revoked', grant_id: grantId, request_id: ctx.state.requestId },
+      'grant revoked',
+    );
   });
   provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
     const accountId = ctx.oidc?.session?.accountId ?? null;
     void audit
-      .record({ ...context(ctx), actor: { kind: 'account', accountId } }, {
-        tenantId: null,
-        action: 'logout',
-        outcome: 'success',
-        target: { accountId, clientId: ctx.oidc?.client?.clientId ?? null },
-      })
+      .record(
+        { ...context(ctx), actor: { kind: 'account', accountId } },
+        {
+          tenantId: null,
+          action: 'logout',
+          outcome: 'success',
+          target: { accountId, clientId: ctx.oidc?.client?.clientId ?? null },
+        },
+      )
       .catch((error: unknown) => log.error({ err: error }, 'audit of logout failed'));
   });
 }

@@ -24,16 +24,26 @@ export class ProviderAccessRevoker implements AccessRevoker {
    * against their Grant, so they fail from this moment even before the token records go.
    * JWT access tokens cannot be recalled; their lifetime is minutes.
    */
-  async revokeAccount(accountId: string, options: { exceptSessionUid?: string } = {}): Promise<void> {
-    const grants = await this.#collection('Grant').find({ accountId }, { projection: { _id: 1 } }).toArray();
+  async revokeAccount(
+    accountId: string,
+    options: { exceptSessionUid?: string } = {},
+  ): Promise<void> {
+    const grants = await this.#collection('Grant')
+      .find({ accountId }, { projection: { _id: 1 } })
+      .toArray();
     const grantIds = grants.map((grant) => grant._id);
     await this.#collection('Grant').deleteMany({ accountId });
 
     for (const model of grantBoundModels) {
-      await this.#collection(model).deleteMany({ $or: [{ accountId }, { grantId: { $in: grantIds } }] });
+      await this.#collection(model).deleteMany({
+        $or: [{ accountId }, { grantId: { $in: grantIds } }],
+      });
     }
 
-    const sessions = options.exceptSessionUid === undefined ? { accountId } : { accountId, uid: { $ne: options.exceptSessionUid } };
+    const sessions =
+      options.exceptSessionUid === undefined
+        ? { accountId }
+        : { accountId, uid: { $ne: options.exceptSessionUid } };
     await this.#collection('Session').deleteMany(sessions);
   }
 }

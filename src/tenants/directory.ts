@@ -60,29 +60,53 @@ export class TenantDirectory {
    * Registers a tenant. Re-adding an identical tenant is a no-op (`created: false`), so
    * imports can be repeated; a different tenant under an existing key is a conflict.
    */
-  async add(input: unknown, context: RequestContext): Promise<{ tenant: Tenant; created: boolean }> {
+  async add(
+    input: unknown,
+    context: RequestContext,
+  ): Promise<{ tenant: Tenant; created: boolean }> {
     const tenant = parseInput(newTenantSchema, input);
-    if (tenant.parent !== null && tenant.parent !== tenant.id && !(await this.#tenants.exists({ _id: tenant.parent }))) {
+    if (
+      tenant.parent !== null &&
+      tenant.parent !== tenant.id &&
+      !(await this.#tenants.exists({ _id: tenant.parent }))
+    ) {
       throw new ValidationError({ parent: ['tenant_parent.unknown'] });
     }
 
     const existing = await this.#tenants.findById(tenant.id).lean();
     if (existing) {
-      if (existing.name === tenant.name && existing.kind === tenant.kind && existing.parent === tenant.parent) {
+      if (
+        existing.name === tenant.name &&
+        existing.kind === tenant.kind &&
+        existing.parent === tenant.parent
+      ) {
         return { tenant: existing, created: false };
       }
       throw conflict('tenant.exists', `tenant ${tenant.id} exists with other data`);
     }
 
-    const doc = { _id: tenant.id, name: tenant.name, nameKey: nameKey(tenant.name), kind: tenant.kind, parent: tenant.parent, active: true };
+    const doc = {
+      _id: tenant.id,
+      name: tenant.name,
+      nameKey: nameKey(tenant.name),
+      kind: tenant.kind,
+      parent: tenant.parent,
+      active: true,
+    };
     try {
       await this.#tenants.create(doc);
     } catch (error) {
-      if ((error as { code?: number }).code === 11000) throw conflict('tenant.exists', `tenant ${tenant.id} was added concurrently`);
+      if ((error as { code?: number }).code === 11000)
+        throw conflict('tenant.exists', `tenant ${tenant.id} was added concurrently`);
       throw error;
     }
     this.#suggestions = undefined;
-    await this.#audit.record(context, { tenantId: tenant.id, action: 'tenant.created', outcome: 'success', target: { tenantId: tenant.id } });
+    await this.#audit.record(context, {
+      tenantId: tenant.id,
+      action: 'tenant.created',
+      outcome: 'success',
+      target: { tenantId: tenant.id },
+    });
     const created = await this.#tenants.findById(tenant.id).lean();
     return { tenant: created!, created: true };
   }

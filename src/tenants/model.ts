@@ -1,7 +1,13 @@
 /** The authorities (tenants): municipalities, Kreise, Bezirksregierungen, the ministry. */
 import { Schema, type Connection, type Model } from 'mongoose';
 
-export const tenantKinds = ['gemeinde', 'kreis', 'bezirksregierung', 'ministerium', 'betrieb'] as const;
+export const tenantKinds = [
+  'gemeinde',
+  'kreis',
+  'bezirksregierung',
+  'ministerium',
+  'betrieb',
+] as const;
 export type TenantKind = (typeof tenantKinds)[number];
 
 export interface Tenant {
@@ -31,4 +37,5 @@ const tenantSchema = new Schema<Tenant>(
 export type TenantModel = Model<Tenant>;
 
 export const tenantModel = (connection: Connection): TenantModel =>
-  (connection.models.Tenant as TenantModel | undefined) ?? connection.model<Tenant>('Tenant', tenantSchema);
+  (connection.models.Tenant as TenantModel | undefined) ??
+  connection.model<Tenant>('Tenant', tenantSchema);

@@ -24,7 +24,8 @@ export class Browser {
     headers.set('cookie', await this.jar.getCookieString(url));
     if (!headers.has('accept')) headers.set('accept', 'text/html');
     const response = await fetch(url, { ...init, headers, redirect: 'manual' });
-    for (const cookie of response.headers.getSetCookie()) await this.jar.setCookie(cookie, url, { ignoreError: true });
+    for (const cookie of response.headers.getSetCookie())
+      await this.jar.setCookie(cookie, url, { ignoreError: true });
     return response;
   }
 
@@ -46,7 +47,12 @@ export class Browser {
   }
 
   /** Submits the first form of `page` (or the one matching `selector`) with `fields`. */
-  async submit(page: Page, fields: Record<string, string>, stopAt?: string, selector = 'form'): Promise<Page | URL> {
+  async submit(
+    page: Page,
+    fields: Record<string, string>,
+    stopAt?: string,
+    selector = 'form',
+  ): Promise<Page | URL> {
     const form = page.document.querySelector(selector);
     if (!form) throw new Error(`no form on ${page.url}: ${page.html.slice(0, 500)}`);
     const body = new URLSearchParams();
@@ -69,7 +75,10 @@ export function asPage(result: Page | URL): Page {
 }
 
 export function asRedirect(result: Page | URL): URL {
-  if (!(result instanceof URL)) throw new Error(`expected a redirect, got ${result.status} ${result.url}: ${text(result).slice(0, 400)}`);
+  if (!(result instanceof URL))
+    throw new Error(
+      `expected a redirect, got ${result.status} ${result.url}: ${text(result).slice(0, 400)}`,
+    );
   return result;
 }
 
@@ -85,7 +94,10 @@ export interface Authorization {
 }
 
 /** Builds an authorization request with PKCE S256, as a relying party would. */
-export async function authorizationRequest(client: TestClient, params: Record<string, string> = {}): Promise<Authorization> {
+export async function authorizationRequest(
+  client: TestClient,
+  params: Record<string, string> = {},
+): Promise<Authorization> {
   const verifier = oidc.randomPKCECodeVerifier();
   const state = oidc.randomState();
   const url = oidc.buildAuthorizationUrl(client.config, {
@@ -100,7 +112,12 @@ export async function authorizationRequest(client: TestClient, params: Record<st
 }
 
 /** Exchanges the code of `callback` for tokens. */
-export function exchange(client: TestClient, authorization: Authorization, callback: URL, parameters?: Record<string, string>) {
+export function exchange(
+  client: TestClient,
+  authorization: Authorization,
+  callback: URL,
+  parameters?: Record<string, string>,
+) {
   return oidc.authorizationCodeGrant(
     client.config,
     callback,

@@ -21,6 +21,9 @@ export const system: RequestContext = { actor: { kind: 'system' } };
 
 export interface TestServer {
   issuer: string;
+  /** The server's own database, for a CLI process to work on. */
+  databaseUri: string;
+  dataDir: string;
   services: Services;
   server: RunningServer;
   /** Clock offset in milliseconds, applied to every "now" of the services. */
@@ -45,11 +48,18 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   });
   const clock = { offsetMs: 0 };
   const database = `t_${randomBytes(6).toString('hex')}`;
-  const services = await openServices(config, createLogger(config.logLevel), `${base}${database}`, () => new Date(Date.now() + clock.offsetMs));
+  const services = await openServices(
+    config,
+    createLogger(config.logLevel),
+    `${base}${database}`,
+    () => new Date(Date.now() + clock.offsetMs),
+  );
   const server = await startServer(services, { port, host: '127.0.0.1' });
 
   return {
     issuer: config.issuer,
+    databaseUri: `${base}${database}`,
+    dataDir,
     services,
     server,
     clock,
@@ -72,7 +82,11 @@ export interface TestAccount {
 let tenantCounter = 0;
 
 /** Creates a tenant with a generated key, or returns the existing one. */
-export async function createTenant(test: TestServer, id = `t${(tenantCounter += 1)}${randomBytes(2).toString('hex')}`, name = `Testkommune ${id}`) {
+export async function createTenant(
+  test: TestServer,
+  id = `t${(tenantCounter += 1)}${randomBytes(2).toString('hex')}`,
+  name = `Testkommune ${id}`,
+) {
   await test.services.tenants.add({ id, name, kind: 'gemeinde', parent: null }, system);
   return { id, name };
 }
@@ -84,7 +98,14 @@ export async function createTenant(test: TestServer, id = `t${(tenantCounter += 
 export async function createAccount(
   test: TestServer,
   tenantId: string,
-  fields: { username?: string; permissions?: string[]; roles?: string[]; givenName?: string; familyName?: string; email?: string } = {},
+  fields: {
+    username?: string;
+    permissions?: string[];
+    roles?: string[];
+    givenName?: string;
+    familyName?: string;
+    email?: string;
+  } = {},
   options: { initial?: boolean } = {},
 ): Promise<TestAccount> {
   const username = fields.username ?? `user${randomBytes(3).toString('hex')}`;
@@ -103,7 +124,11 @@ export async function createAccount(
   if (options.initial) return { account, tenantId, username, password: initialPassword };
 
   const password = `Kennwort-${randomBytes(4).toString('hex')}!1`;
-  await test.services.accounts.changePassword(account._id, { newPassword: password, confirmation: password }, system);
+  await test.services.accounts.changePassword(
+    account._id,
+    { newPassword: password, confirmation: password },
+    system,
+  );
   const updated = (await test.services.accounts.find(account._id))!;
   return { account: updated, tenantId, username, password };
 }
@@ -117,12 +142,20 @@ export interface TestClient {
 }
 
 /** Registers a client and returns an openid-client configuration for it. */
-export async function createClient(test: TestServer, options: { public?: boolean; clientId?: string } = {}): Promise<TestClient> {
+export async function createClient(
+  test: TestServer,
+  options: { public?: boolean; clientId?: string } = {},
+): Promise<TestClient> {
   const clientId = options.clientId ?? `rp-${randomBytes(4).toString('hex')}`;
   const redirectUri = 'https://rp.example.test/cb';
   const postLogoutRedirectUri = 'https://rp.example.test/logged-out';
   const { clientSecret } = await test.services.clients.add(
-    { clientId, redirectUris: [redirectUri], postLogoutRedirectUris: [postLogoutRedirectUri], public: options.public ?? false },
+    {
+      clientId,
+      redirectUris: [redirectUri],
+      postLogoutRedirectUris: [postLogoutRedirectUri],
+      public: options.public ?? false,
+    },
     system,
   );
   const auth = clientSecret === undefined ? oidc.None() : oidc.ClientSecretBasic(clientSecret);

@@ -1,0 +1,336 @@
+/**
+ * The operator CLI `flueag-idp`. It works with the same database as the server: MONGODB_URI
+ * if set, otherwise the data directory's embedded FerretDB, shared with a running
+ * `npm start` or started for the duration of the command.
+ */
+import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+
+import { Command, CommanderError, Option } from 'commander';
+import { pino } from 'pino';
+
+import { NominationImport, nominationColumns, type ImportReport } from '../accounts/nominations.ts';
+import { accountModel, permissions } from '../accounts/model.ts';
+import type { RequestContext } from '../audit/trail.ts';
+import { ConfigError, loadConfig } from '../config.ts';
+import { openEmbeddedDatabase } from '../db/embedded.ts';
+import { FerretDBError } from '../db/ferretdb.ts';
+import { AppError, ValidationError } from '../errors.ts';
+import { KeyFileError, loadKeyMaterial, rotate, saveKeyMaterial } from '../oidc/keys.ts';
+import { openServices, type Services } from '../services.ts';
+import { tenantKinds } from '../tenants/model.ts';
+import { importTenants, tenantColumns } from '../tenants/import.ts';
+import { CsvError, readCsv } from './csv.ts';
+import { describeReason, Output } from './output.ts';
+
+const context: RequestContext = {
+  requestId: `cli-${randomUUID()}`,
+  actor: { kind: 'cli', accountId: null, tenantId: null },
+};
+
+/** Opens the services for one command and closes them afterwards. */
+async function withServices<T>(action: (services: Services) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const log = pino({ level: 'warn' }, pino.destination(2));
+  const embedded =
+    config.mongodbUri === undefined ? await openEmbeddedDatabase(config.dataDir, 'cli') : undefined;
+  try {
+    const services = await openServices(config, log, config.mongodbUri ?? embedded!.uri);
+    try {
+      return await action(services);
+    } finally {
+      await services.close();
+    }
+  } finally {
+    await embedded?.release();
+  }
+}
+
+function program(output: Output): Command {
+  const cli = new Command('flueag-idp')
+    .description('Operator commands of the FlüAG identity provider')
+    .option('--json', 'machine-readable output on stdout')
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+
+  const tenant = cli.command('tenant').description('authorities (tenants)');
+  tenant
+    .command('add <id>')
+    .description('register one authority')
+    .requiredOption('--name <name>', 'official name')
+    .addOption(
+      new Option('--kind <kind>', 'kind of authority').choices(tenantKinds).makeOptionMandatory(),
+    )
+    .option('--parent <id>', 'the Kreis of a Gemeinde, the Bezirksregierung of a Kreis')
+    .action((id: string, options: { name: string; kind: string; parent?: string }) =>
+      withServices(async ({ tenants }) => {
+        const { tenant: added, created } = await tenants.add(
+          { id, name: options.name, kind: options.kind, parent: options.parent ?? null },
+          context,
+        );
+        output.result(
+          {
+            tenant: { id: added._id, name: added.name, kind: added.kind, parent: added.parent },
+            created,
+          },
+          [`${created ? 'added' : 'already present'}: ${added._id} ${added.name} (${added.kind})`],
+        );
+      }),
+    );
+  tenant
+    .command('import <csv>')
+    .description(`import authorities from a CSV file with the columns ${tenantColumns.join(',')}`)
+    .action((file: string) =>
+      withServices(async ({ tenants }) => {
+        const csv = await readCsv(file, ['id', 'name', 'kind']);
+        const outcomes = await importTenants(tenants, csv.records, context);
+        const rows = [
+          ...outcomes,
+          ...csv.malformed.map((line) => ({
+            line,
+            outcome: 'rejected' as const,
+            tenantId: null,
+            reasons: ['row.columns'],
+          })),
+        ].sort((a, b) => a.line - b.line);
+        output.rows(rows, (row) => [
+          row.line,
+          row.outcome,
+          row.tenantId ?? '-',
+          row.outcome === 'rejected' ? row.reasons.map(describeReason).join('; ') : '',
+        ]);
+        output.exitCode = rows.some((row) => row.outcome === 'rejected') ? 1 : 0;
+      }),
+    );
+
+  cli
+    .command('client')
+    .description('relying parties')
+    .command('add <client_id>')
+    .description('register a first-party client (code flow with PKCE)')
+    .requiredOption('--redirect-uri <uri...>', 'registered redirect URIs (exact match)')
+    .option('--post-logout-redirect-uri <uri...>', 'registered post-logout redirect URIs')
+    .option('--name <name>', 'name shown on the sign-in page')
+    .option('--public', 'a public client (no secret), e.g. a single-page app')
+    .action(
+      (
+        clientId: string,
+        options: {
+          redirectUri: string[];
+          postLogoutRedirectUri?: string[];
+          name?: string;
+          public?: boolean;
+        },
+      ) =>
+        withServices(async ({ clients }) => {
+          const client = await clients.add(
+            {
+              clientId,
+              clientName: options.name,
+              redirectUris: options.redirectUri,
+              postLogoutRedirectUris: options.postLogoutRedirectUri ?? [],
+              public: options.public ?? false,
+            },
+            context,
+          );
+          output.result(
+            { client_id: client.clientId, client_secret: client.clientSecret ?? null },
+            [
+              `client ${client.clientId} registered`,
+              client.clientSecret
+                ? `client secret (shown only now): ${client.clientSecret}`
+                : 'public client: no secret',
+            ],
+          );
+        }),
+    );
+
+  cli
+    .command('admins')
+    .description('nominated local administrators')
+    .command('import <csv>')
+    .description(
+      `import nominated local admins from a CSV file with the columns ${nominationColumns.join(',')}`,
+    )
+    .option(
+      '--passwords-file <file>',
+      'write the one-time passwords to this new file (mode 0600) instead of stdout',
+    )
+    .action((file: string, options: { passwordsFile?: string }) =>
+      withServices(async (services) => {
+        const csv = await readCsv(file, nominationColumns);
+        const nominations = new NominationImport(
+          services.accounts,
+          accountModel(services.connection),
+          services.tenants,
+        );
+        const report = await nominations.run(csv.records, context);
+        for (const line of csv.malformed)
+          report.rows.push({
+            line,
+            outcome: 'rejected',
+            tenantId: null,
+            username: null,
+            reasons: ['row.columns'],
+          });
+        report.rows.sort((a, b) => a.line - b.line);
+        if (options.passwordsFile) await writePasswords(options.passwordsFile, report);
+        printImport(output, report, options.passwordsFile !== undefined);
+        output.exitCode = report.rows.some((row) => row.outcome === 'rejected') ? 1 : 0;
+      }),
+    );
+
+  cli
+    .command('account')
+    .description('accounts')
+    .command('create')
+    .description('create an account with a one-time password')
+    .requiredOption('--tenant <id>', 'the authority')
+    .requiredOption('--username <name>', 'unique within the authority')
+    .requiredOption('--given-name <name>')
+    .requiredOption('--family-name <name>')
+    .option('--email <address>')
+    .addOption(
+      new Option('--permission <permission...>', 'permissions to grant').choices(permissions),
+    )
+    .option('--local-admin', 'make the account a local administrator of its authority')
+    .action(
+      (options: {
+        tenant: string;
+        username: string;
+        givenName: string;
+        familyName: string;
+        email?: string;
+        permission?: string[];
+        localAdmin?: boolean;
+      }) =>
+        withServices(async ({ accounts }) => {
+          const { account, initialPassword } = await accounts.create(
+            {
+              tenantId: options.tenant,
+              username: options.username,
+              givenName: options.givenName,
+              familyName: options.familyName,
+              email: options.email ?? null,
+              permissions: options.permission ?? [],
+              roles: options.localAdmin ? ['local_admin'] : [],
+            },
+            context,
+          );
+          output.result(
+            {
+              account: {
+                sub: account._id,
+                tenant_id: account.tenantId,
+                username: account.username,
+                permissions: account.permissions,
+                roles: account.roles,
+              },
+              initial_password: initialPassword,
+            },
+            [
+              `account ${account.username} created in ${account.tenantId} (sub ${account._id})`,
+              `one-time password (shown only now, valid 14 days): ${initialPassword}`,
+            ],
+          );
+        }),
+    );
+
+  cli
+    .command('keys')
+    .description('signing and cookie keys')
+    .command('rotate')
+    .description(
+      'add new signing and cookie keys in front; old keys keep verifying. Restart the servers afterwards.',
+    )
+    .action(async () => {
+      const config = loadConfig();
+      const material = await loadKeyMaterial(config.keysFile, !config.keysFileRequired);
+      const rotated = rotate(material);
+      await saveKeyMaterial(config.keysFile, rotated);
+      const kids = rotated.jwks.keys.map((key) => String((key as { kid?: string }).kid));
+      output.result({ keys_file: config.keysFile, signing_kids: kids }, [
+        `rotated keys in ${config.keysFile}`,
+        `signing keys now: ${kids.join(', ')}`,
+      ]);
+    });
+
+  return cli;
+}
+
+async function writePasswords(file: string, report: ImportReport): Promise<void> {
+  const lines = ['tenant_id,username,initial_password'];
+  for (const row of report.rows)
+    if (row.outcome === 'imported')
+      lines.push(`${row.tenantId},${row.username},${row.initialPassword}`);
+  // `wx`: never overwrite an existing file with passwords in it.
+  await writeFile(file, `${lines.join('\n')}\n`, { mode: 0o600, flag: 'wx' });
+}
+
+function printImport(output: Output, report: ImportReport, passwordsElsewhere: boolean) {
+  const rows = report.rows.map((row) => {
+    if (row.outcome !== 'imported' || !passwordsElsewhere) return row;
+    const { initialPassword: _omitted, ...rest } = row;
+    return rest;
+  });
+  output.rows(rows, (row) => [
+    row.line,
+    row.outcome,
+    row.tenantId ?? '-',
+    row.username ?? '-',
+    row.outcome === 'rejected'
+      ? row.reasons.map(describeReason).join('; ')
+      : [
+          ...row.notes.map(describeReason),
+          'initialPassword' in row ? `one-time password: ${row.initialPassword}` : '',
+        ]
+          .filter(Boolean)
+          .join('; '),
+  ]);
+  output.warnings(
+    report.warnings.map((warning) => ({
+      ...warning,
+      message: `tenant ${warning.tenantId} (${warning.tenantName}) has ${warning.activeLocalAdmins} active local admin(s); at least two are required`,
+    })),
+  );
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const output = new Output(argv.includes('--json'));
+  try {
+    await program(output).parseAsync(argv, { from: 'user' });
+    output.flush();
+    return output.exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    output.error(describeError(error));
+    return 1;
+  }
+}
+
+function describeError(error: unknown): {
+  code: string;
+  message: string;
+  fields?: Record<string, string[]>;
+} {
+  if (error instanceof ValidationError) {
+    const fields = error.fields;
+    return {
+      code: error.code,
+      message: Object.entries(fields)
+        .map(([field, codes]) => `${field}: ${codes.map(describeReason).join(', ')}`)
+        .join('; '),
+      fields,
+    };
+  }
+  if (error instanceof AppError) return { code: error.code, message: describeReason(error.code) };
+  if (
+    error instanceof CsvError ||
+    error instanceof ConfigError ||
+    error instanceof FerretDBError ||
+    error instanceof KeyFileError
+  ) {
+    return { code: error.name, message: error.message };
+  }
+  return { code: 'internal', message: String((error as Error)?.message ?? error) };
+}

@@ -1,0 +1,102 @@
+/** What the CLI prints: aligned text for people, one JSON document with `--json`. */
+
+const reasons: Record<string, string> = {
+  'tenant.required': 'the tenant id is missing',
+  'tenant.unknown': 'no such tenant',
+  'tenant.inactive': 'the tenant is deactivated',
+  'tenant.invalid_id': 'a tenant id has 1 to 32 characters a-z, 0-9, _ and -',
+  'tenant.exists': 'a different tenant with this id exists',
+  'tenant_name.required': 'the name is missing',
+  'tenant_name.too_long': 'the name is longer than 200 characters',
+  'tenant_name.invalid_characters': 'the name contains control characters',
+  'tenant_kind.unknown':
+    'the kind must be gemeinde, kreis, bezirksregierung, ministerium or betrieb',
+  'tenant_parent.unknown': 'the parent tenant does not exist',
+  'tenant_parent.cycle': 'the parent is never imported (cycle or missing row)',
+  'username.required': 'the username is missing and cannot be derived from the name',
+  'username.too_long': 'the username is longer than 64 characters',
+  'username.invalid_characters': 'a username may contain letters, digits, ".", "_", "-" and "@"',
+  'username.taken': 'the username is already taken in this tenant (compared without case)',
+  'username.derived': 'username derived from the name',
+  'given_name.required': 'the given name is missing',
+  'given_name.too_long': 'the given name is longer than 100 characters',
+  'given_name.invalid_characters': 'the given name contains characters that are not allowed',
+  'family_name.required': 'the family name is missing',
+  'family_name.too_long': 'the family name is longer than 100 characters',
+  'family_name.invalid_characters': 'the family name contains characters that are not allowed',
+  'email.invalid': 'the e-mail address is not valid',
+  'email.missing': 'imported without e-mail address (optional)',
+  'permission.unknown': 'unknown permission',
+  'role.unknown': 'unknown role',
+  'role.local_admin_added': 'local-admin role added to the existing account',
+  'row.columns': 'the row does not have as many fields as the header',
+  'client.exists': 'a client with this id exists',
+  'client_id.invalid': 'a client id has 1 to 64 characters A-Z, a-z, 0-9, _ and -',
+  'redirect_uri.invalid': 'not an absolute URL',
+  'redirect_uri.fragment': 'a redirect URI must not contain a fragment',
+  'redirect_uri.userinfo': 'a redirect URI must not contain user information',
+  'redirect_uri.insecure': 'a redirect URI must use https (http only for localhost)',
+  'redirect_uri.required': 'at least one redirect URI is required',
+};
+
+/** An English sentence for a reason code, or the code itself. */
+export const describeReason = (code: string) => reasons[code] ?? code;
+
+type Cell = string | number;
+
+export class Output {
+  readonly #json: boolean;
+  readonly #document: Record<string, unknown> = {};
+  exitCode = 0;
+
+  constructor(json: boolean) {
+    this.#json = json;
+  }
+
+  /** A single result: `value` in JSON, `lines` as text. */
+  result(value: Record<string, unknown>, lines: string[]): void {
+    if (this.#json) Object.assign(this.#document, value);
+    else process.stdout.write(`${lines.join('\n')}\n`);
+  }
+
+  /** One line per row, columns aligned; in JSON the rows themselves. */
+  rows<T extends object>(rows: T[], cells: (row: T) => Cell[]): void {
+    if (this.#json) {
+      this.#document.rows = rows;
+      return;
+    }
+    const table = rows.map((row) =>
+      cells(row).map((cell, index) => (index === 0 ? `line ${cell}` : String(cell))),
+    );
+    const widths = table.reduce<number[]>(
+      (max, row) => row.map((cell, i) => Math.max(max[i] ?? 0, cell.length)),
+      [],
+    );
+    for (const row of table)
+      process.stdout.write(
+        `${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`,
+      );
+    const counts = new Map<string, number>();
+    for (const row of rows) {
+      const outcome = String((row as { outcome?: string }).outcome);
+      counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
+    }
+    process.stdout.write(
+      `summary: ${[...counts].map(([outcome, count]) => `${count} ${outcome.replace('_', ' ')}`).join(', ') || 'no rows'}\n`,
+    );
+  }
+
+  warnings(warnings: Array<{ message: string } & Record<string, unknown>>): void {
+    if (this.#json) this.#document.warnings = warnings;
+    else for (const warning of warnings) process.stdout.write(`warning: ${warning.message}\n`);
+  }
+
+  error(error: { code: string; message: string; fields?: Record<string, string[]> }): void {
+    if (this.#json) process.stdout.write(`${JSON.stringify({ error })}\n`);
+    else process.stderr.write(`flueag-idp: ${error.message}\n`);
+  }
+
+  flush(): void {
+    if (this.#json) process.stdout.write(`${JSON.stringify(this.#document, null, 2)}\n`);
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * The operator CLI as an operator runs it: `bin/flueag-idp.js` in its own process, against
+ * the database of a running server.
+ */
+import { execFile } from 'node:child_process';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+
+import { asPage, asRedirect, authorizationRequest, Browser } from '../support/browser.ts';
+import { createClient, startTestServer, type TestServer } from '../support/server.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const sampleData = path.resolve(root, '../shared/data');
+
+let test: TestServer;
+
+beforeAll(async () => {
+  test = await startTestServer();
+});
+afterAll(() => test.close());
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(...args: string[]): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [path.join(root, 'bin/flueag-idp.js'), ...args],
+      { env: { ...process.env, MONGODB_URI: test.databaseUri, DATA_DIR: test.dataDir, LOG_LEVEL: 'warn' }, cwd: root },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+async function cliJson(...args: string[]) {
+  const result = await cli('--json', ...args);
+  return { ...result, json: JSON.parse(result.stdout) as Record<string, any> };
+}
+
+describe('tenant import', () => {
+  it('imports the register with parents before children and is idempotent', async () => {
+    const first = await cliJson('tenant', 'import', path.join(sampleData, 'tenants-nrw-sample.csv'));
+    expect(first.code).toBe(0);
+    expect(first.json.rows).toHaveLength(70);
+    expect(first.json.rows.every((row: { outcome: string }) => row.outcome === 'imported')).toBe(true);
+    expect(await test.services.tenants.find('05158028')).toMatchObject({ name: 'Stadt Ratingen', kind: 'gemeinde', parent: '05158' });
+
+    const again = await cliJson('tenant', 'import', path.join(sampleData, 'tenants-nrw-sample.csv'));
+    expect(again.code).toBe(0);
+    expect(again.json.rows.every((row: { outcome: string }) => row.outcome === 'already_present')).toBe(true);
+  });
+});
+
+describe('admins import', () => {
+  it('imports, reports and rejects the rows of the problem file as designed', async () => {
+    const { code, json } = await cliJson('admins', 'import', path.join(sampleData, 'admins-nominations-problems.csv'));
+    expect(code).toBe(1);
+    const outcomes = json.rows.map((row: { line: number; outcome: string; reasons?: string[]; notes?: string[] }) => [
+      row.line,
+      row.outcome,
+      row.reasons ?? row.notes,
+    ]);
+    expect(outcomes).toEqual([
+      [2, 'imported', []],
+      [3, 'already_present', []],
+      [4, 'rejected', ['username.taken']],
+      [5, 'rejected', ['tenant.unknown']],
+      [6, 'rejected', ['given_name.required']],
+      [7, 'imported', ['email.missing']],
+      [8, 'rejected', ['email.invalid']],
+      [9, 'imported', []],
+      [10, 'imported', []],
+      [11, 'imported', ['username.derived']],
+    ]);
+    expect(json.rows[9]).toMatchObject({ username: 'fleer' });
+    expect(json.warnings.map((warning: { tenantId: string }) => warning.tenantId)).toContain('05916000');
+
+    const komma = await test.services.accounts.findByUsername('05112000', 'ekomma');
+    expect(komma).toMatchObject({ familyName: 'Komma, Zeichen', roles: ['local_admin'] });
+    const imported = json.rows.filter((row: { outcome: string }) => row.outcome === 'imported');
+    expect(imported.every((row: { initialPassword?: string }) => typeof row.initialPassword === 'string')).toBe(true);
+  });
+
+  it('creates nobody twice when the same file is imported again', async () => {
+    const { json } = await cliJson('admins', 'import', path.join(sampleData, 'admins-nominations-problems.csv'));
+    expect(json.rows.filter((row: { outcome: string }) => row.outcome === 'imported')).toEqual([]);
+    expect(await test.services.db.collection('accounts').countDocuments({ tenantId: '05315000' })).toBe(1);
+  });
+
+  it('writes the one-time passwords only to the chosen file', async () => {
+    const passwords = path.join(test.dataDir, 'passwords.csv');
+    const result = await cli('admins', 'import', path.join(sampleData, 'admins-nominations-sample.csv'), '--passwords-file', passwords);
+    expect(result.code).toBe(0);
+    expect(result.stdout).not.toMatch(/one-time password/);
+    expect(result.stdout).toMatch(/summary: 8 imported/);
+
+    const written = (await readFile(passwords, 'utf8')).trim().split('\n');
+    expect(written[0]).toBe('tenant_id,username,initial_password');
+    expect(written).toHaveLength(9);
+    expect((await stat(passwords)).mode & 0o777).toBe(0o600);
+
+    const refused = await cli('admins', 'import', path.join(sampleData, 'admins-nominations-sample.csv'), '--passwords-file', passwords);
+    expect(refused.code).toBe(1);
+    expect((await readFile(passwords, 'utf8')).trim().split('\n')).toHaveLength(9);
+  });
+
+  it('refuses files that are not UTF-8 CSV with the expected columns', async () => {
+    const latin1 = path.join(test.dataDir, 'latin1.csv');
+    await writeFile(latin1, Buffer.from('tenant_id,given_name,family_name,email,username\n05315000,J\xf6rg,K\xf6lsch,j@k.example,jk\n', 'latin1'));
+    const wrongHeader = path.join(test.dataDir, 'header.csv');
+    await writeFile(wrongHeader, 'kommune,vorname\n05315000,Jörg\n');
+    const unclosed = path.join(test.dataDir, 'unclosed.csv');
+    await writeFile(unclosed, 'tenant_id,given_name,family_name,email,username\n05315000,"Jörg,Kölsch,j@k.example,jk\n');
+
+    for (const [file, message] of [
+      [latin1, /not UTF-8/],
+      [wrongHeader, /lacks the column/],
+      [unclosed, /not valid CSV/],
+      [path.join(test.dataDir, 'missing.csv'), /cannot read/],
+    ] as const) {
+      const result = await cli('admins', 'import', file);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(message);
+    }
+  });
+
+  it('reports a row with too many fields and imports the rest', async () => {
+    const file = path.join(test.dataDir, 'ragged.csv');
+    await writeFile(file, 'tenant_id,given_name,family_name,email,username\n05158,A,B,a@b.example,ab,extra\n05158,Clara,Dorn,c@d.example,cdorn\n');
+    const { code, json } = await cliJson('admins', 'import', file);
+    expect(code).toBe(1);
+    expect(json.rows).toEqual([
+      expect.objectContaining({ line: 2, outcome: 'rejected', reasons: ['row.columns'] }),
+      expect.objectContaining({ line: 3, outcome: 'imported', username: 'cdorn' }),
+    ]);
+  });
+});
+
+describe('account create', () => {
+  it('creates an account whose one-time password signs in and must be changed', async () => {
+    const client = await createClient(test);
+    const { code, json } = await cliJson(
+      'account', 'create', '--tenant', '05158', '--username', 'Özdemir.S', '--given-name', 'Sabine', '--family-name', 'Özdemir',
+      '--permission', 'meldeverfahren', '--local-admin',
+    );
+    expect(code).toBe(0);
+    expect(json.account).toMatchObject({ tenant_id: '05158', username: 'Özdemir.S', permissions: ['meldeverfahren'], roles: ['local_admin'] });
+
+    const browser = new Browser();
+    const login = asPage(await browser.visit((await authorizationRequest(client)).url.href));
+    const change = asPage(await browser.submit(login, { tenant: 'Kreis Mettmann', username: 'özdemir.s', password: json.initial_password }));
+    expect(change.document.querySelector('h1')?.textContent).toBe('Neues Kennwort festlegen');
+    asRedirect(await browser.submit(change, { new_password: 'Sommer-Regen-42', new_password_confirm: 'Sommer-Regen-42' }, client.redirectUri));
+  });
+
+  it('refuses bad input with a clear error and writes nothing', async () => {
+    const before = await test.services.db.collection('accounts').countDocuments();
+    const cases: Array<[string[], RegExp]> = [
+      [['--tenant', '99999999', '--username', 'x1', '--given-name', 'A', '--family-name', 'B'], /tenant.unknown/],
+      [['--tenant', '05158', '--username', 'x2', '--given-name', 'A'.repeat(10_000), '--family-name', 'B'], /given_name.too_long/],
+      [['--tenant', '05158', '--username', 'has space', '--given-name', 'A', '--family-name', 'B'], /username.invalid_characters/],
+      [['--tenant', '05158', '--username', 'x3', '--given-name', ' ', '--family-name', 'B'], /given_name.required/],
+      [['--tenant', '05158', '--username', 'x4', '--given-name', 'A', '--family-name', 'B', '--email', 'nope'], /email.invalid/],
+      [['--tenant', '05158', '--username', 'NUR-EINMAL', '--given-name', 'A', '--family-name', 'B'], /username.taken/],
+    ];
+    await cli('account', 'create', '--tenant', '05158', '--username', 'nur-einmal', '--given-name', 'Nur', '--family-name', 'Einmal');
+    for (const [args, code] of cases) {
+      const result = await cliJson('account', 'create', ...args);
+      expect(result.code).toBe(1);
+      expect(JSON.stringify(result.json.error)).toMatch(code);
+    }
+    const usage = await cli('account', 'create', '--tenant', '05158', '--username', 'x5', '--given-name', 'A', '--family-name', 'B', '--permission', 'alles');
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/Allowed choices are meldeverfahren, zahlungsmitteilungen/);
+    expect(await test.services.db.collection('accounts').countDocuments()).toBe(before + 1);
+  });
+});
+
+describe('client add', () => {
+  it('shows a confidential client secret once and refuses insecure redirect URIs', async () => {
+    const added = await cliJson('client', 'add', 'meldeverfahren-web', '--redirect-uri', 'https://meldung.example/callback');
+    expect(added.code).toBe(0);
+    expect(added.json.client_secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+
+    const twice = await cliJson('client', 'add', 'meldeverfahren-web', '--redirect-uri', 'https://meldung.example/callback');
+    expect(twice.json.error.code).toBe('client.exists');
+
+    for (const [uri, code] of [
+      ['http://meldung.example/callback', 'redirect_uri.insecure'],
+      ['https://meldung.example/callback#frag', 'redirect_uri.fragment'],
+      ['not a url', 'redirect_uri.invalid'],
+    ]) {
+      const refused = await cliJson('client', 'add', 'other-client', '--redirect-uri', uri);
+      expect(refused.code).toBe(1);
+      expect(refused.json.error.fields.redirectUris).toEqual([code]);
+    }
+    const invalidId = await cliJson('client', 'add', 'bad.id', '--redirect-uri', 'https://x.example/cb');
+    expect(invalidId.json.error.fields.clientId).toEqual(['client_id.invalid']);
+  });
+});
+
+describe('keys rotate', () => {
+  it('puts new signing keys in front and keeps the old ones', async () => {
+    const keysFile = path.join(test.dataDir, 'keys.json');
+    const before = JSON.parse(await readFile(keysFile, 'utf8')) as { jwks: { keys: Array<{ kid: string }> } };
+    const { code, json } = await cliJson('keys', 'rotate');
+    expect(code).toBe(0);
+    expect(json.signing_kids).toHaveLength(before.jwks.keys.length + 2);
+    expect(json.signing_kids.slice(2)).toEqual(before.jwks.keys.map((key) => key.kid));
+    expect((await stat(keysFile)).mode & 0o777).toBe(0o600);
+  });
+});

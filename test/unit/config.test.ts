@@ -1,0 +1,42 @@
+import { describe, expect, it } from '@jest/globals';
+
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+describe('configuration', () => {
+  it('has the designed defaults', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 3000,
+      issuer: 'http://localhost:3000',
+      mongodbUri: undefined,
+      seedDemo: true,
+      password: { minLength: 8, maxAgeDays: 180, history: 5, initialValidDays: 14 },
+      lockout: { maxFailures: 5, autoUnlockMinutes: 0 },
+      argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 },
+      ttl: { accessToken: 600, idToken: 3600, refreshToken: 28800, session: 28800 },
+    });
+  });
+
+  it('names every invalid variable in one message', () => {
+    expect(() => loadConfig({ PORT: 'abc', MONGODB_URI: 'postgres://x', ARGON2_MEMORY_KIB: '1024' })).toThrow(ConfigError);
+    try {
+      loadConfig({ PORT: 'abc', MONGODB_URI: 'postgres://x', ARGON2_MEMORY_KIB: '1024' });
+    } catch (error) {
+      expect((error as Error).message).toMatch(/PORT/);
+      expect((error as Error).message).toMatch(/MONGODB_URI: must start with mongodb/);
+      expect((error as Error).message).toMatch(/ARGON2_MEMORY_KIB/);
+    }
+  });
+
+  it('does not seed the demo on a configured database unless asked to', () => {
+    expect(loadConfig({ MONGODB_URI: 'mongodb://db.example/flueag' }).seedDemo).toBe(false);
+    expect(loadConfig({ MONGODB_URI: 'mongodb://db.example/flueag', DEMO_SEED: 'true' }).seedDemo).toBe(true);
+  });
+
+  it('trusts proxy hops only when told to', () => {
+    expect(loadConfig({}).trustedProxyHops).toBe(0);
+    expect(loadConfig({ TRUST_PROXY: 'true' }).trustedProxyHops).toBe(1);
+    expect(loadConfig({ TRUST_PROXY: '2' }).trustedProxyHops).toBe(2);
+    expect(() => loadConfig({ TRUST_PROXY: 'yes please' })).toThrow(/TRUST_PROXY/);
+  });
+});
