@@ -13,6 +13,7 @@ import { SignIn } from './accounts/sign-in.ts';
 import { AuditTrail, auditModel } from './audit/trail.ts';
 import type { Config } from './config.ts';
 import { connect, ping } from './db/connection.ts';
+import { Leases } from './db/leases.ts';
 import type { Logger } from './log.ts';
 import { createAdapterIndexes } from './oidc/adapter.ts';
 import { ClientRegistry } from './oidc/clients.ts';
@@ -61,10 +62,12 @@ export async function openServices(
   await createAdapterIndexes(db);
 
   const audit = new AuditTrail(models.audit, log, now);
+  const leases = new Leases(db);
   const tenants = new TenantDirectory(models.tenants, audit);
   const hasher = new PasswordHasher(config.argon2, Buffer.from(keys.fingerprintKey, 'base64url'));
   const accounts = new AccountService({
     accounts: models.accounts,
+    leases,
     tenants,
     hasher,
     audit,
@@ -74,6 +77,7 @@ export async function openServices(
   });
   const signIn = new SignIn({
     accounts: models.accounts,
+    leases,
     loginFailures: models.loginFailures,
     tenants,
     hasher,

@@ -1,8 +1,9 @@
 /**
- * Lockout after consecutive failed sign-ins. Every change is one conditional update of one
- * document, so parallel failures can neither under-count nor lock twice, on MongoDB and on
- * FerretDB alike (no transactions). The same counter guards unknown names, kept in
- * `login_failures`, so that the lock message tells nothing about which names exist.
+ * Lockout after consecutive failed sign-ins. Callers hold the holder's lease (db/leases.ts)
+ * around every change, so parallel failures can neither under-count nor lock twice, on
+ * FerretDB too; each change is also a conditional update, which MongoDB alone would make
+ * atomic. The same counter guards unknown names, kept in `login_failures`, so that the
+ * lock message tells nothing about which names exist.
  */
 import { Schema, type Collection, type Connection, type Model } from 'mongoose';
 

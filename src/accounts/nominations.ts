@@ -113,11 +113,7 @@ export class NominationImport {
     const existing = await this.#accounts.findByUsername(tenantId, username);
     if (existing) {
       if (!samePerson(existing, person)) return rejected(['username.taken'], username);
-      if (!existing.roles.includes('local_admin')) {
-        await this.#accountModel.updateOne(
-          { _id: existing._id },
-          { $addToSet: { roles: 'local_admin' } },
-        );
+      if (await this.#accounts.addRole(existing._id, 'local_admin', context)) {
         notes.push('role.local_admin_added');
       }
       return {

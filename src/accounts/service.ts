@@ -6,11 +6,12 @@
 import { randomBytes } from 'node:crypto';
 
 import type { AuditTrail, RequestContext } from '../audit/trail.ts';
+import type { Leases } from '../db/leases.ts';
 import { AppError, conflict, notFound, ValidationError } from '../errors.ts';
 import type { TenantDirectory } from '../tenants/directory.ts';
 import { newAccountSchema, parseInput } from '../validation.ts';
 import { emptyLockout } from './lockout.ts';
-import type { Account, AccountModel, AccountState } from './model.ts';
+import type { Account, AccountModel, AccountState, Role } from './model.ts';
 import { usernameKey } from './normalize.ts';
 import { passwordProblems, type PasswordPolicySettings } from './password-policy.ts';
 import { generateInitialPassword, type PasswordHasher } from './passwords.ts';
@@ -28,6 +29,7 @@ export interface AccessRevoker {
 
 interface AccountServiceDeps {
   accounts: AccountModel;
+  leases: Leases;
   tenants: TenantDirectory;
   hasher: PasswordHasher;
   audit: AuditTrail;
@@ -37,6 +39,19 @@ interface AccountServiceDeps {
 }
 
 const DAY = 86_400_000;
+
+/** Which state may follow which (design section 2); `retired` is final. */
+const transitions: Record<AccountState, AccountState[]> = {
+  active: ['deactivated', 'retired'],
+  deactivated: ['active', 'retired'],
+  retired: [],
+};
+
+const stateActions: Record<AccountState, string> = {
+  active: 'account.reactivated',
+  deactivated: 'account.deactivated',
+  retired: 'account.retired',
+};
 
 export class AccountService {
   readonly #deps: AccountServiceDeps;
@@ -148,11 +163,9 @@ export class AccountService {
     const account = await this.find(accountId);
     if (!account || account.state !== 'active') throw notFound('account.not_found');
 
-    const { hasher } = this.#deps;
-    if (
-      change.currentPassword !== undefined &&
-      !(await hasher.verify(account.password.hash, change.currentPassword))
-    ) {
+    const { hasher, now } = this.#deps;
+    const current = change.currentPassword;
+    if (current !== undefined && !(await hasher.verify(account.password.hash, current))) {
       await this.#record(
         context,
         account,
@@ -169,80 +182,95 @@ export class AccountService {
       throw new ValidationError({ new_password_confirm: ['password.mismatch'] });
     }
 
-    const history = [account.password.hash, ...account.password.history].slice(
-      0,
-      this.#deps.password.history,
-    );
-    const updated = await this.#deps.accounts.collection.updateOne(
-      { _id: account._id as never, 'password.hash': account.password.hash },
-      {
-        $set: {
-          password: {
-            hash: await hasher.hash(change.newPassword),
-            changedAt: this.#deps.now(),
-            mustChange: false,
-            initialExpiresAt: null,
-            history,
-          },
-          updatedAt: this.#deps.now(),
-        },
-      } as never,
-    );
-    if (updated.modifiedCount !== 1) throw conflict('password.changed_concurrently');
+    const hash = await hasher.hash(change.newPassword);
+    await this.#exclusive(accountId, async (stored) => {
+      if (stored.password.hash !== account.password.hash)
+        throw conflict('password.changed_concurrently');
+      const history = [stored.password.hash, ...stored.password.history].slice(
+        0,
+        this.#deps.password.history,
+      );
+      const password = {
+        hash,
+        changedAt: now(),
+        mustChange: false,
+        initialExpiresAt: null,
+        history,
+      };
+      await this.#deps.accounts.updateOne(
+        { _id: accountId },
+        { $set: { password, updatedAt: now() } },
+      );
+    });
 
-    await this.#deps.revoker.revokeAccount(
-      account._id,
-      keepSessionUid ? { exceptSessionUid: keepSessionUid } : {},
-    );
+    const keep = keepSessionUid === undefined ? {} : { exceptSessionUid: keepSessionUid };
+    await this.#deps.revoker.revokeAccount(accountId, keep);
     await this.#record(context, account, 'password.changed');
   }
 
   /** Moves an account between the states of design section 2. */
   async setState(
     accountId: string,
-    target: 'active' | 'deactivated' | 'retired',
+    target: AccountState,
     context: RequestContext,
   ): Promise<Account> {
-    const account = await this.find(accountId);
-    if (!account) throw notFound('account.not_found');
-    if (account.state === 'retired') throw new AppError(409, 'account.retired');
-    if (account.state === target) return account;
+    const { before, after } = await this.#exclusive(accountId, async (account) => {
+      if (account.state === target) return { before: account, after: account };
+      if (!transitions[account.state].includes(target)) {
+        throw new AppError(
+          409,
+          account.state === 'retired' ? 'account.retired' : 'account.state_transition',
+        );
+      }
+      await this.#deps.accounts.updateOne(
+        { _id: accountId },
+        { $set: { state: target, updatedAt: this.#deps.now() } },
+      );
+      return { before: account, after: { ...account, state: target } };
+    });
+    if (before.state === after.state) return after;
 
-    const allowed: Record<AccountState, AccountState[]> = {
-      active: ['deactivated', 'retired'],
-      deactivated: ['active', 'retired'],
-      retired: [],
-    };
-    if (!allowed[account.state].includes(target))
-      throw new AppError(409, 'account.state_transition');
-
-    const updated = await this.#deps.accounts
-      .findOneAndUpdate(
-        { _id: account._id, state: account.state },
-        { $set: { state: target } },
-        { new: true },
-      )
-      .lean();
-    if (!updated) throw conflict('account.changed_concurrently');
-
-    if (target !== 'active') await this.#deps.revoker.revokeAccount(account._id);
-    const action = {
-      active: 'account.reactivated',
-      deactivated: 'account.deactivated',
-      retired: 'account.retired',
-    }[target];
-    await this.#record(context, account, action, { from: account.state });
-    return updated;
+    if (target !== 'active') await this.#deps.revoker.revokeAccount(accountId);
+    await this.#record(context, after, stateActions[target], { from: before.state });
+    return after;
   }
 
   /** Lifts a lock after failed sign-ins. */
   async unlock(accountId: string, context: RequestContext): Promise<void> {
-    const account = await this.find(accountId);
-    if (!account) throw notFound('account.not_found');
-    await this.#deps.accounts.collection.updateOne({ _id: account._id as never }, {
-      $set: { lockout: emptyLockout() },
-    } as never);
+    const account = await this.#exclusive(accountId, async (stored) => {
+      await this.#deps.accounts.updateOne(
+        { _id: accountId },
+        { $set: { lockout: emptyLockout() } },
+      );
+      return stored;
+    });
     await this.#record(context, account, 'account.unlocked');
+  }
+
+  /** Gives the account a role it does not have yet; true when it was added. */
+  async addRole(accountId: string, role: Role, context: RequestContext): Promise<boolean> {
+    const added = await this.#exclusive(accountId, async (stored) => {
+      if (stored.roles.includes(role)) return undefined;
+      await this.#deps.accounts.updateOne(
+        { _id: accountId },
+        { $set: { roles: [...stored.roles, role] } },
+      );
+      return stored;
+    });
+    if (added) await this.#record(context, added, 'account.role_granted', { role });
+    return added !== undefined;
+  }
+
+  /**
+   * Runs `work` on the stored account while holding its lease, so that concurrent changes of
+   * one account never overwrite each other (see db/leases.ts).
+   */
+  #exclusive<T>(accountId: string, work: (account: Account) => Promise<T>): Promise<T> {
+    return this.#deps.leases.run(`account:${accountId}`, async () => {
+      const account = await this.find(accountId);
+      if (!account) throw notFound('account.not_found');
+      return work(account);
+    });
   }
 
   #record(

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { Collection } from 'mongoose';
 
 import type { AuditTrail, RequestContext } from '../audit/trail.ts';
+import type { Leases } from '../db/leases.ts';
 import type { TenantDirectory } from '../tenants/directory.ts';
 import type { Tenant } from '../tenants/model.ts';
 import {
@@ -46,6 +47,7 @@ const INVALID = { kind: 'invalid' } as const;
 
 interface SignInDeps {
   accounts: AccountModel;
+  leases: Leases;
   loginFailures: LoginFailureModel;
   tenants: TenantDirectory;
   hasher: PasswordHasher;
@@ -77,9 +79,10 @@ export class SignIn {
   }
 
   async #known(account: Account, tenant: Tenant, password: string, context: RequestContext) {
-    const { accounts, hasher, lockout, now } = this.#deps;
+    const { accounts, hasher, leases, lockout, now } = this.#deps;
     const at = now();
-    await clearExpiredLock(accounts.collection, account, lockout, at);
+    const lease = `account:${account._id}`;
+    await leases.run(lease, () => clearExpiredLock(accounts.collection, account, lockout, at));
 
     if (isLocked(account.lockout, lockout, at)) {
       await hasher.verifyNothing(password);
@@ -89,12 +92,8 @@ export class SignIn {
 
     if (!(await hasher.verify(account.password.hash, password))) {
       const fingerprint = hasher.fingerprint(account._id, password);
-      const failure = await countFailure(
-        accounts.collection,
-        account._id,
-        fingerprint,
-        lockout,
-        at,
+      const failure = await leases.run(lease, () =>
+        countFailure(accounts.collection, account._id, fingerprint, lockout, at),
       );
       await this.#audit(context, account, 'login', 'failure', 'wrong_password', {
         counted: failure.counted,
@@ -119,19 +118,23 @@ export class SignIn {
       return { kind: 'initial_expired' } as const;
     }
 
-    const signedIn = await accounts.collection.findOneAndUpdate(
-      { _id: account._id as never, 'lockout.lockedAt': null },
-      { $set: { lockout: emptyLockout(), lastLoginAt: at } } as never,
-      { returnDocument: 'after' },
-    );
+    const signedIn = await leases.run(lease, async () => {
+      const current = await accounts.findById(account._id).lean();
+      if (!current || isLocked(current.lockout, lockout, at)) return undefined;
+      await accounts.updateOne(
+        { _id: account._id },
+        { $set: { lockout: emptyLockout(), lastLoginAt: at } },
+      );
+      if (hasher.needsRehash(current.password.hash)) await this.#rehash(current, password);
+      return { ...current, lockout: emptyLockout(), lastLoginAt: at };
+    });
     if (!signedIn) {
       // A parallel attempt set the lock between our read and this write.
       await this.#audit(context, account, 'login', 'failure', 'locked');
-      return { kind: 'locked' } as const;
+      return LOCKED;
     }
-    await this.#rehashIfNeeded(account, password);
     await this.#audit(context, account, 'login', 'success');
-    return { kind: 'success', account: signedIn as unknown as Account, tenant } as const;
+    return { kind: 'success', account: signedIn, tenant } as const;
   }
 
   async #unknown(
@@ -147,12 +150,16 @@ export class SignIn {
       .update('\0')
       .update(key)
       .digest('base64url');
-    const counter = await ensureFailureCounter(
-      loginFailures,
-      scope,
-      new Date(at.getTime() + 86_400_000),
-    );
-    await clearExpiredLock(loginFailures.collection, counter, lockout, at);
+    const lease = `login-failure:${scope}`;
+    const counter = await this.#deps.leases.run(lease, async () => {
+      const found = await ensureFailureCounter(
+        loginFailures,
+        scope,
+        new Date(at.getTime() + 86_400_000),
+      );
+      await clearExpiredLock(loginFailures.collection, found, lockout, at);
+      return found;
+    });
 
     const reason = tenant ? 'unknown_account' : 'unknown_tenant';
     const target = { username: credentials.username.slice(0, 64), tenantId: tenant?._id ?? null };
@@ -169,12 +176,9 @@ export class SignIn {
     }
 
     await hasher.verifyNothing(credentials.password);
-    const failure = await countFailure(
-      loginFailures.collection,
-      scope,
-      hasher.fingerprint(scope, credentials.password),
-      lockout,
-      at,
+    const fingerprint = hasher.fingerprint(scope, credentials.password);
+    const failure = await this.#deps.leases.run(lease, () =>
+      countFailure(loginFailures.collection, scope, fingerprint, lockout, at),
     );
     await this.#deps.audit.record(context, {
       tenantId: tenant?._id ?? null,
@@ -200,16 +204,10 @@ export class SignIn {
     );
   }
 
-  async #rehashIfNeeded(account: Account, password: string): Promise<void> {
-    const { accounts, hasher } = this.#deps;
-    if (!hasher.needsRehash(account.password.hash)) return;
-    const hash = await hasher.hash(password);
-    await accounts.collection.updateOne(
-      { _id: account._id as never, 'password.hash': account.password.hash },
-      {
-        $set: { 'password.hash': hash },
-      } as never,
-    );
+  /** Re-hashes with the configured argon2 parameters; the caller holds the account's lease. */
+  async #rehash(account: Account, password: string): Promise<void> {
+    const hash = await this.#deps.hasher.hash(password);
+    await this.#deps.accounts.updateOne({ _id: account._id }, { $set: { 'password.hash': hash } });
   }
 
   #audit(

@@ -46,7 +46,9 @@ export class Housekeeping {
       removed += (await this.#db.collection(collectionName(model)).deleteMany(expired))
         .deletedCount;
     }
-    removed += (await this.#db.collection('login_failures').deleteMany(expired)).deletedCount;
+    for (const collection of ['oidc_consumption', 'login_failures', 'leases']) {
+      removed += (await this.#db.collection(collection).deleteMany(expired)).deletedCount;
+    }
     removed += await this.#audit.purgeOlderThan(this.#auditRetentionDays);
     if (removed > 0) this.#log.debug({ removed }, 'housekeeping removed expired records');
     return removed;

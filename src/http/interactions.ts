@@ -37,11 +37,23 @@ const refusals = {
   initial_expired: ['account.initial_expired', 403],
 } as const;
 
+/**
+ * Browsers send forms without Content-Encoding; a compressed body is refused before the
+ * parser would inflate it (a corrupt one would otherwise surface as a zlib error).
+ */
+async function plainBodiesOnly(ctx: Context, next: () => Promise<unknown>) {
+  const encoding = ctx.get('content-encoding').trim().toLowerCase();
+  if (encoding !== '' && encoding !== 'identity')
+    throw new AppError(415, 'error.generic', { detail: `content-encoding ${encoding}` });
+  await next();
+}
+
 export function interactionRoutes(deps: InteractionDeps): Router {
   const { provider, signIn, accounts, tenants, views } = deps;
   const router = new Router();
   // Only our routes parse bodies; the provider reads its own (an upstream parser is
   // discouraged by the library).
+  router.use(plainBodiesOnly);
   router.use(bodyParser({ enableTypes: ['form'], formLimit: '64kb', encoding: 'utf-8' }));
 
   async function load(ctx: Context, expectedPrompt?: string): Promise<Details> {
@@ -90,7 +102,11 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const errors = form.error
       ? [{ text: t(form.error) }]
       : Object.entries(fieldErrors).map(([field, text]) => ({ field, text }));
-    const sessionEnded = details.prompt.reasons.includes('account_unavailable');
+    // The browser had a session that is gone now (expired, or ended because the account
+    // was deactivated), or the session's account can no longer sign in.
+    const sessionEnded =
+      details.prompt.reasons.includes('account_unavailable') ||
+      (details.session === undefined && ctx.cookies.get('_session') !== undefined);
 
     ctx.status = form.status ?? 200;
     views.render(

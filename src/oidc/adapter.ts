@@ -6,8 +6,9 @@
  *   (resource indicators, client ids) and FerretDB rejects such field names; the fields the
  *   provider and our revocation query by are copied beside it;
  * - expiry is enforced on read and by housekeeping, because FerretDB has no TTL indexes;
- * - `consume` is one conditional update, so of parallel redemptions exactly one wins
- *   (the library checks `consumed` and consumes in two steps).
+ * - `consume` inserts a marker with a unique `_id` into `oidc_consumption`: of parallel
+ *   redemptions exactly one insert succeeds (the library checks `consumed` and consumes in
+ *   two steps, and a conditional update is not atomic on FerretDB, see db/leases.ts).
  */
 import type { Collection, Db } from 'mongodb';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
@@ -54,26 +55,40 @@ export const providerModels = [
   'BackchannelAuthenticationRequest',
 ];
 
+interface ConsumptionMarker {
+  _id: string;
+  expiresAt: Date;
+}
+
 export class MongoAdapter implements Adapter {
+  readonly #name: string;
   readonly #collection: Collection<StoredRecord>;
+  readonly #consumptions: Collection<ConsumptionMarker>;
   readonly #now: () => number;
 
   constructor(db: Db, name: string, now: () => number = Date.now) {
+    this.#name = name;
     this.#collection = db.collection<StoredRecord>(collectionName(name));
+    this.#consumptions = db.collection<ConsumptionMarker>('oidc_consumption');
     this.#now = now;
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
-    const record: Omit<StoredRecord, '_id'> = {
+    const record: Omit<StoredRecord, '_id' | 'consumed'> = {
       data: JSON.stringify(payload),
       expiresAt: expiresIn ? new Date(this.#now() + expiresIn * 1000) : null,
-      consumed: payload.consumed ? Number(payload.consumed) : null,
       grantId: payload.grantId ?? null,
       accountId: payload.accountId ?? null,
       uid: payload.uid ?? null,
       userCode: payload.userCode ?? null,
     };
-    await this.#collection.updateOne({ _id: id }, { $set: record }, { upsert: true });
+    // `consumed` only ever goes from unset to set; a re-save must not clear it.
+    const consumed = payload.consumed ? { consumed: Number(payload.consumed) } : {};
+    await this.#collection.updateOne(
+      { _id: id },
+      { $set: { ...record, ...consumed } },
+      { upsert: true },
+    );
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
@@ -89,11 +104,19 @@ export class MongoAdapter implements Adapter {
   }
 
   async consume(id: string): Promise<void> {
-    const { matchedCount } = await this.#collection.updateOne(
-      { _id: id, consumed: null },
+    const record = await this.#collection.findOne({ _id: id }, { projection: { expiresAt: 1 } });
+    const expiresAt = record?.expiresAt ?? new Date(this.#now() + 86_400_000);
+    try {
+      await this.#consumptions.insertOne({ _id: `${this.#name}:${id}`, expiresAt });
+    } catch (error) {
+      if ((error as { code?: number }).code === 11000)
+        throw new errors.InvalidGrant('grant request is invalid');
+      throw error;
+    }
+    await this.#collection.updateOne(
+      { _id: id },
       { $set: { consumed: Math.floor(this.#now() / 1000) } },
     );
-    if (matchedCount === 0) throw new errors.InvalidGrant('grant request is invalid');
   }
 
   async destroy(id: string): Promise<void> {
@@ -121,6 +144,8 @@ export async function createAdapterIndexes(db: Db): Promise<void> {
     if (['Session', 'Grant', ...grantBoundModels].includes(name))
       await collection.createIndex({ accountId: 1 });
   }
+  await db.collection('oidc_consumption').createIndex({ expiresAt: 1 });
+  await db.collection('leases').createIndex({ expiresAt: 1 });
   await db.collection(collectionName('Session')).createIndex({ uid: 1 });
   await db.collection(collectionName('DeviceCode')).createIndex({ userCode: 1 });
 }

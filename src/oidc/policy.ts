@@ -16,6 +16,8 @@ const { base, Prompt, Check } = interactionPolicy;
 const accountUnavailable = new Check(
   'account_unavailable',
   'the account of the session can no longer sign in',
+  // OIDC Core 1.0 §3.1.2.6: with prompt=none the client learns that a sign-in is needed.
+  'login_required',
   (ctx: KoaContextWithOIDC) =>
     ctx.oidc.session?.accountId !== undefined && ctx.oidc.account === undefined
       ? Check.REQUEST_PROMPT

@@ -33,40 +33,73 @@ function cli(...args: string[]): Promise<CliResult> {
     execFile(
       process.execPath,
       [path.join(root, 'bin/flueag-idp.js'), ...args],
-      { env: { ...process.env, MONGODB_URI: test.databaseUri, DATA_DIR: test.dataDir, LOG_LEVEL: 'warn' }, cwd: root },
-      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+      {
+        env: {
+          ...process.env,
+          MONGODB_URI: test.databaseUri,
+          DATA_DIR: test.dataDir,
+          LOG_LEVEL: 'warn',
+        },
+        cwd: root,
+      },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
 
 async function cliJson(...args: string[]) {
   const result = await cli('--json', ...args);
+  // The CLI's JSON document; the tests assert it field by field.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   return { ...result, json: JSON.parse(result.stdout) as Record<string, any> };
 }
 
 describe('tenant import', () => {
   it('imports the register with parents before children and is idempotent', async () => {
-    const first = await cliJson('tenant', 'import', path.join(sampleData, 'tenants-nrw-sample.csv'));
+    const first = await cliJson(
+      'tenant',
+      'import',
+      path.join(sampleData, 'tenants-nrw-sample.csv'),
+    );
     expect(first.code).toBe(0);
     expect(first.json.rows).toHaveLength(70);
-    expect(first.json.rows.every((row: { outcome: string }) => row.outcome === 'imported')).toBe(true);
-    expect(await test.services.tenants.find('05158028')).toMatchObject({ name: 'Stadt Ratingen', kind: 'gemeinde', parent: '05158' });
+    expect(first.json.rows.every((row: { outcome: string }) => row.outcome === 'imported')).toBe(
+      true,
+    );
+    expect(await test.services.tenants.find('05158028')).toMatchObject({
+      name: 'Stadt Ratingen',
+      kind: 'gemeinde',
+      parent: '05158',
+    });
 
-    const again = await cliJson('tenant', 'import', path.join(sampleData, 'tenants-nrw-sample.csv'));
+    const again = await cliJson(
+      'tenant',
+      'import',
+      path.join(sampleData, 'tenants-nrw-sample.csv'),
+    );
     expect(again.code).toBe(0);
-    expect(again.json.rows.every((row: { outcome: string }) => row.outcome === 'already_present')).toBe(true);
+    expect(
+      again.json.rows.every((row: { outcome: string }) => row.outcome === 'already_present'),
+    ).toBe(true);
   });
 });
 
 describe('admins import', () => {
   it('imports, reports and rejects the rows of the problem file as designed', async () => {
-    const { code, json } = await cliJson('admins', 'import', path.join(sampleData, 'admins-nominations-problems.csv'));
+    const { code, json } = await cliJson(
+      'admins',
+      'import',
+      path.join(sampleData, 'admins-nominations-problems.csv'),
+    );
     expect(code).toBe(1);
-    const outcomes = json.rows.map((row: { line: number; outcome: string; reasons?: string[]; notes?: string[] }) => [
-      row.line,
-      row.outcome,
-      row.reasons ?? row.notes,
-    ]);
+    const outcomes = json.rows.map(
+      (row: { line: number; outcome: string; reasons?: string[]; notes?: string[] }) => [
+        row.line,
+        row.outcome,
+        row.reasons ?? row.notes,
+      ],
+    );
     expect(outcomes).toEqual([
       [2, 'imported', []],
       [3, 'already_present', []],
@@ -80,23 +113,41 @@ describe('admins import', () => {
       [11, 'imported', ['username.derived']],
     ]);
     expect(json.rows[9]).toMatchObject({ username: 'fleer' });
-    expect(json.warnings.map((warning: { tenantId: string }) => warning.tenantId)).toContain('05916000');
+    expect(json.warnings.map((warning: { tenantId: string }) => warning.tenantId)).toContain(
+      '05916000',
+    );
 
     const komma = await test.services.accounts.findByUsername('05112000', 'ekomma');
     expect(komma).toMatchObject({ familyName: 'Komma, Zeichen', roles: ['local_admin'] });
     const imported = json.rows.filter((row: { outcome: string }) => row.outcome === 'imported');
-    expect(imported.every((row: { initialPassword?: string }) => typeof row.initialPassword === 'string')).toBe(true);
+    expect(
+      imported.every(
+        (row: { initialPassword?: string }) => typeof row.initialPassword === 'string',
+      ),
+    ).toBe(true);
   });
 
   it('creates nobody twice when the same file is imported again', async () => {
-    const { json } = await cliJson('admins', 'import', path.join(sampleData, 'admins-nominations-problems.csv'));
+    const { json } = await cliJson(
+      'admins',
+      'import',
+      path.join(sampleData, 'admins-nominations-problems.csv'),
+    );
     expect(json.rows.filter((row: { outcome: string }) => row.outcome === 'imported')).toEqual([]);
-    expect(await test.services.db.collection('accounts').countDocuments({ tenantId: '05315000' })).toBe(1);
+    expect(
+      await test.services.db.collection('accounts').countDocuments({ tenantId: '05315000' }),
+    ).toBe(1);
   });
 
   it('writes the one-time passwords only to the chosen file', async () => {
     const passwords = path.join(test.dataDir, 'passwords.csv');
-    const result = await cli('admins', 'import', path.join(sampleData, 'admins-nominations-sample.csv'), '--passwords-file', passwords);
+    const result = await cli(
+      'admins',
+      'import',
+      path.join(sampleData, 'admins-nominations-sample.csv'),
+      '--passwords-file',
+      passwords,
+    );
     expect(result.code).toBe(0);
     expect(result.stdout).not.toMatch(/one-time password/);
     expect(result.stdout).toMatch(/summary: 8 imported/);
@@ -106,18 +157,33 @@ describe('admins import', () => {
     expect(written).toHaveLength(9);
     expect((await stat(passwords)).mode & 0o777).toBe(0o600);
 
-    const refused = await cli('admins', 'import', path.join(sampleData, 'admins-nominations-sample.csv'), '--passwords-file', passwords);
+    const refused = await cli(
+      'admins',
+      'import',
+      path.join(sampleData, 'admins-nominations-sample.csv'),
+      '--passwords-file',
+      passwords,
+    );
     expect(refused.code).toBe(1);
     expect((await readFile(passwords, 'utf8')).trim().split('\n')).toHaveLength(9);
   });
 
   it('refuses files that are not UTF-8 CSV with the expected columns', async () => {
     const latin1 = path.join(test.dataDir, 'latin1.csv');
-    await writeFile(latin1, Buffer.from('tenant_id,given_name,family_name,email,username\n05315000,J\xf6rg,K\xf6lsch,j@k.example,jk\n', 'latin1'));
+    await writeFile(
+      latin1,
+      Buffer.from(
+        'tenant_id,given_name,family_name,email,username\n05315000,J\xf6rg,K\xf6lsch,j@k.example,jk\n',
+        'latin1',
+      ),
+    );
     const wrongHeader = path.join(test.dataDir, 'header.csv');
     await writeFile(wrongHeader, 'kommune,vorname\n05315000,Jörg\n');
     const unclosed = path.join(test.dataDir, 'unclosed.csv');
-    await writeFile(unclosed, 'tenant_id,given_name,family_name,email,username\n05315000,"Jörg,Kölsch,j@k.example,jk\n');
+    await writeFile(
+      unclosed,
+      'tenant_id,given_name,family_name,email,username\n05315000,"Jörg,Kölsch,j@k.example,jk\n',
+    );
 
     for (const [file, message] of [
       [latin1, /not UTF-8/],
@@ -133,7 +199,10 @@ describe('admins import', () => {
 
   it('reports a row with too many fields and imports the rest', async () => {
     const file = path.join(test.dataDir, 'ragged.csv');
-    await writeFile(file, 'tenant_id,given_name,family_name,email,username\n05158,A,B,a@b.example,ab,extra\n05158,Clara,Dorn,c@d.example,cdorn\n');
+    await writeFile(
+      file,
+      'tenant_id,given_name,family_name,email,username\n05158,A,B,a@b.example,ab,extra\n05158,Clara,Dorn,c@d.example,cdorn\n',
+    );
     const { code, json } = await cliJson('admins', 'import', file);
     expect(code).toBe(1);
     expect(json.rows).toEqual([
@@ -147,36 +216,135 @@ describe('account create', () => {
   it('creates an account whose one-time password signs in and must be changed', async () => {
     const client = await createClient(test);
     const { code, json } = await cliJson(
-      'account', 'create', '--tenant', '05158', '--username', 'Özdemir.S', '--given-name', 'Sabine', '--family-name', 'Özdemir',
-      '--permission', 'meldeverfahren', '--local-admin',
+      'account',
+      'create',
+      '--tenant',
+      '05158',
+      '--username',
+      'Özdemir.S',
+      '--given-name',
+      'Sabine',
+      '--family-name',
+      'Özdemir',
+      '--permission',
+      'meldeverfahren',
+      '--local-admin',
     );
     expect(code).toBe(0);
-    expect(json.account).toMatchObject({ tenant_id: '05158', username: 'Özdemir.S', permissions: ['meldeverfahren'], roles: ['local_admin'] });
+    expect(json.account).toMatchObject({
+      tenant_id: '05158',
+      username: 'Özdemir.S',
+      permissions: ['meldeverfahren'],
+      roles: ['local_admin'],
+    });
 
     const browser = new Browser();
     const login = asPage(await browser.visit((await authorizationRequest(client)).url.href));
-    const change = asPage(await browser.submit(login, { tenant: 'Kreis Mettmann', username: 'özdemir.s', password: json.initial_password }));
+    const change = asPage(
+      await browser.submit(login, {
+        tenant: 'Kreis Mettmann',
+        username: 'özdemir.s',
+        password: json.initial_password,
+      }),
+    );
     expect(change.document.querySelector('h1')?.textContent).toBe('Neues Kennwort festlegen');
-    asRedirect(await browser.submit(change, { new_password: 'Sommer-Regen-42', new_password_confirm: 'Sommer-Regen-42' }, client.redirectUri));
+    asRedirect(
+      await browser.submit(
+        change,
+        { new_password: 'Sommer-Regen-42', new_password_confirm: 'Sommer-Regen-42' },
+        client.redirectUri,
+      ),
+    );
   });
 
   it('refuses bad input with a clear error and writes nothing', async () => {
     const before = await test.services.db.collection('accounts').countDocuments();
     const cases: Array<[string[], RegExp]> = [
-      [['--tenant', '99999999', '--username', 'x1', '--given-name', 'A', '--family-name', 'B'], /tenant.unknown/],
-      [['--tenant', '05158', '--username', 'x2', '--given-name', 'A'.repeat(10_000), '--family-name', 'B'], /given_name.too_long/],
-      [['--tenant', '05158', '--username', 'has space', '--given-name', 'A', '--family-name', 'B'], /username.invalid_characters/],
-      [['--tenant', '05158', '--username', 'x3', '--given-name', ' ', '--family-name', 'B'], /given_name.required/],
-      [['--tenant', '05158', '--username', 'x4', '--given-name', 'A', '--family-name', 'B', '--email', 'nope'], /email.invalid/],
-      [['--tenant', '05158', '--username', 'NUR-EINMAL', '--given-name', 'A', '--family-name', 'B'], /username.taken/],
+      [
+        ['--tenant', '99999999', '--username', 'x1', '--given-name', 'A', '--family-name', 'B'],
+        /tenant.unknown/,
+      ],
+      [
+        [
+          '--tenant',
+          '05158',
+          '--username',
+          'x2',
+          '--given-name',
+          'A'.repeat(10_000),
+          '--family-name',
+          'B',
+        ],
+        /given_name.too_long/,
+      ],
+      [
+        ['--tenant', '05158', '--username', 'has space', '--given-name', 'A', '--family-name', 'B'],
+        /username.invalid_characters/,
+      ],
+      [
+        ['--tenant', '05158', '--username', 'x3', '--given-name', ' ', '--family-name', 'B'],
+        /given_name.required/,
+      ],
+      [
+        [
+          '--tenant',
+          '05158',
+          '--username',
+          'x4',
+          '--given-name',
+          'A',
+          '--family-name',
+          'B',
+          '--email',
+          'nope',
+        ],
+        /email.invalid/,
+      ],
+      [
+        [
+          '--tenant',
+          '05158',
+          '--username',
+          'NUR-EINMAL',
+          '--given-name',
+          'A',
+          '--family-name',
+          'B',
+        ],
+        /username.taken/,
+      ],
     ];
-    await cli('account', 'create', '--tenant', '05158', '--username', 'nur-einmal', '--given-name', 'Nur', '--family-name', 'Einmal');
+    await cli(
+      'account',
+      'create',
+      '--tenant',
+      '05158',
+      '--username',
+      'nur-einmal',
+      '--given-name',
+      'Nur',
+      '--family-name',
+      'Einmal',
+    );
     for (const [args, code] of cases) {
       const result = await cliJson('account', 'create', ...args);
       expect(result.code).toBe(1);
       expect(JSON.stringify(result.json.error)).toMatch(code);
     }
-    const usage = await cli('account', 'create', '--tenant', '05158', '--username', 'x5', '--given-name', 'A', '--family-name', 'B', '--permission', 'alles');
+    const usage = await cli(
+      'account',
+      'create',
+      '--tenant',
+      '05158',
+      '--username',
+      'x5',
+      '--given-name',
+      'A',
+      '--family-name',
+      'B',
+      '--permission',
+      'alles',
+    );
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/Allowed choices are meldeverfahren, zahlungsmitteilungen/);
     expect(await test.services.db.collection('accounts').countDocuments()).toBe(before + 1);
@@ -185,23 +353,41 @@ describe('account create', () => {
 
 describe('client add', () => {
   it('shows a confidential client secret once and refuses insecure redirect URIs', async () => {
-    const added = await cliJson('client', 'add', 'meldeverfahren-web', '--redirect-uri', 'https://meldung.example/callback');
+    const added = await cliJson(
+      'client',
+      'add',
+      'meldeverfahren-web',
+      '--redirect-uri',
+      'https://meldung.example/callback',
+    );
     expect(added.code).toBe(0);
     expect(added.json.client_secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
 
-    const twice = await cliJson('client', 'add', 'meldeverfahren-web', '--redirect-uri', 'https://meldung.example/callback');
+    const twice = await cliJson(
+      'client',
+      'add',
+      'meldeverfahren-web',
+      '--redirect-uri',
+      'https://meldung.example/callback',
+    );
     expect(twice.json.error.code).toBe('client.exists');
 
     for (const [uri, code] of [
       ['http://meldung.example/callback', 'redirect_uri.insecure'],
       ['https://meldung.example/callback#frag', 'redirect_uri.fragment'],
       ['not a url', 'redirect_uri.invalid'],
-    ]) {
+    ] as const) {
       const refused = await cliJson('client', 'add', 'other-client', '--redirect-uri', uri);
       expect(refused.code).toBe(1);
       expect(refused.json.error.fields.redirectUris).toEqual([code]);
     }
-    const invalidId = await cliJson('client', 'add', 'bad.id', '--redirect-uri', 'https://x.example/cb');
+    const invalidId = await cliJson(
+      'client',
+      'add',
+      'bad.id',
+      '--redirect-uri',
+      'https://x.example/cb',
+    );
     expect(invalidId.json.error.fields.clientId).toEqual(['client_id.invalid']);
   });
 });
@@ -209,7 +395,9 @@ describe('client add', () => {
 describe('keys rotate', () => {
   it('puts new signing keys in front and keeps the old ones', async () => {
     const keysFile = path.join(test.dataDir, 'keys.json');
-    const before = JSON.parse(await readFile(keysFile, 'utf8')) as { jwks: { keys: Array<{ kid: string }> } };
+    const before = JSON.parse(await readFile(keysFile, 'utf8')) as {
+      jwks: { keys: Array<{ kid: string }> };
+    };
     const { code, json } = await cliJson('keys', 'rotate');
     expect(code).toBe(0);
     expect(json.signing_kids).toHaveLength(before.jwks.keys.length + 2);

@@ -22,24 +22,38 @@ beforeAll(async () => {
 afterAll(() => rm(dataDir, { recursive: true, force: true }));
 
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { ...process.env, DATA_DIR: dataDir };
+  const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir };
   delete env.MONGODB_URI;
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(root, 'bin/flueag-idp.js'), ...args], { env, cwd: root }, (error, stdout, stderr) =>
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [path.join(root, 'bin/flueag-idp.js'), ...args],
+      { env, cwd: root },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
 
 describe('embedded database', () => {
   it('lets the CLI work without a running server, on the files the server uses later', async () => {
-    const added = await cli('tenant', 'add', '05334002', '--name', 'Stadt Aachen', '--kind', 'gemeinde');
+    const added = await cli(
+      'tenant',
+      'add',
+      '05334002',
+      '--name',
+      'Stadt Aachen',
+      '--kind',
+      'gemeinde',
+    );
     expect(added).toMatchObject({ code: 0 });
     expect(added.stdout).toMatch(/added: 05334002 Stadt Aachen/);
 
     const server = await openEmbeddedDatabase(dataDir, 'server');
     const connection = await mongoose.createConnection(server.uri).asPromise();
-    expect(await connection.db!.collection('tenants').findOne({ _id: '05334002' as never })).toMatchObject({ name: 'Stadt Aachen' });
+    expect(
+      await connection.db!.collection('tenants').findOne({ _id: '05334002' as never }),
+    ).toMatchObject({ name: 'Stadt Aachen' });
     await connection.close();
     await server.release();
   });
@@ -52,7 +66,15 @@ describe('embedded database', () => {
       await command.release();
 
       await expect(openEmbeddedDatabase(dataDir, 'server')).rejects.toThrow(/already using/);
-      const added = await cli('tenant', 'add', '05334', '--name', 'Städteregion Aachen', '--kind', 'kreis');
+      const added = await cli(
+        'tenant',
+        'add',
+        '05334',
+        '--name',
+        'Städteregion Aachen',
+        '--kind',
+        'kreis',
+      );
       expect(added.code).toBe(0);
 
       const connection = await mongoose.createConnection(server.uri).asPromise();

@@ -139,13 +139,10 @@ export async function postRaw(
   browser: Browser,
   page: Page,
   body: string | Uint8Array,
+  headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' },
 ): Promise<Page & { location: string | null }> {
   const { action } = formOf(page);
-  const response = await browser.request(action, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body,
-  });
+  const response = await browser.request(action, { method: 'POST', headers, body });
   const html = await response.text();
   return {
     url: action,

@@ -18,7 +18,9 @@ describe('configuration', () => {
   });
 
   it('names every invalid variable in one message', () => {
-    expect(() => loadConfig({ PORT: 'abc', MONGODB_URI: 'postgres://x', ARGON2_MEMORY_KIB: '1024' })).toThrow(ConfigError);
+    expect(() =>
+      loadConfig({ PORT: 'abc', MONGODB_URI: 'postgres://x', ARGON2_MEMORY_KIB: '1024' }),
+    ).toThrow(ConfigError);
     try {
       loadConfig({ PORT: 'abc', MONGODB_URI: 'postgres://x', ARGON2_MEMORY_KIB: '1024' });
     } catch (error) {
@@ -30,7 +32,9 @@ describe('configuration', () => {
 
   it('does not seed the demo on a configured database unless asked to', () => {
     expect(loadConfig({ MONGODB_URI: 'mongodb://db.example/flueag' }).seedDemo).toBe(false);
-    expect(loadConfig({ MONGODB_URI: 'mongodb://db.example/flueag', DEMO_SEED: 'true' }).seedDemo).toBe(true);
+    expect(
+      loadConfig({ MONGODB_URI: 'mongodb://db.example/flueag', DEMO_SEED: 'true' }).seedDemo,
+    ).toBe(true);
   });
 
   it('trusts proxy hops only when told to', () => {

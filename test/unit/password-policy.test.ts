@@ -4,7 +4,8 @@ import { passwordProblems } from '../../src/accounts/password-policy.ts';
 import { generateInitialPassword } from '../../src/accounts/passwords.ts';
 
 const settings = { minLength: 8, maxLength: 256 };
-const problems = (password: string, username = 'mkoelsch') => passwordProblems(password, settings, { username });
+const problems = (password: string, username = 'mkoelsch') =>
+  passwordProblems(password, settings, { username });
 
 describe('password policy', () => {
   it('accepts a password with letters, digits and a special character of at least 8 characters', () => {
@@ -13,7 +14,11 @@ describe('password policy', () => {
   });
 
   it('names every broken rule', () => {
-    expect(problems('kurz')).toEqual(['password.too_short', 'password.needs_digit', 'password.needs_special']);
+    expect(problems('kurz')).toEqual([
+      'password.too_short',
+      'password.needs_digit',
+      'password.needs_special',
+    ]);
     expect(problems('12345678')).toEqual(['password.needs_letter', 'password.needs_special']);
     expect(problems('!!!!!!!!')).toEqual(['password.needs_letter', 'password.needs_digit']);
   });
