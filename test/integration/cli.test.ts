@@ -13,7 +13,7 @@ import { asPage, asRedirect, authorizationRequest, Browser } from '../support/br
 import { createClient, startTestServer, type TestServer } from '../support/server.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const sampleData = path.resolve(root, '../shared/data');
+const sampleData = path.join(root, 'test/fixtures');
 
 let test: TestServer;
 
