@@ -7,18 +7,12 @@ export class AppError extends Error {
   readonly status: number;
   readonly code: string;
   readonly detail: string | undefined;
-  readonly params: Record<string, string | number>;
 
-  constructor(
-    status: number,
-    code: string,
-    options: { detail?: string; params?: Record<string, string | number>; cause?: unknown } = {},
-  ) {
+  constructor(status: number, code: string, options: { detail?: string; cause?: unknown } = {}) {
     super(code, { cause: options.cause });
     this.status = status;
     this.code = code;
     this.detail = options.detail;
-    this.params = options.params ?? {};
   }
 }
 

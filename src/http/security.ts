@@ -2,7 +2,7 @@
  * Security headers (helmet) and CSRF protection of our own forms.
  */
 import Tokens from 'csrf';
-import type { Context, Middleware, Next } from 'koa';
+import type { Context, Middleware } from 'koa';
 import helmet from 'koa-helmet';
 
 import { AppError } from '../errors.ts';
@@ -64,11 +64,4 @@ export function verifyCsrf(ctx: Context, submitted: unknown): void {
   if (!secret || typeof submitted !== 'string' || !tokens.verify(secret, submitted)) {
     throw new AppError(403, 'csrf.invalid');
   }
-}
-
-/** Marks responses with secrets or personal data as not cacheable. */
-export async function noStore(ctx: Context, next: Next): Promise<void> {
-  await next();
-  ctx.set('Cache-Control', 'no-store');
-  ctx.set('Pragma', 'no-cache');
 }

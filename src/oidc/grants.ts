@@ -68,10 +68,18 @@ export async function loadGrant(ctx: KoaContextWithOIDC): Promise<Grant | undefi
  * is passed automatically, without a page.
  */
 export async function offlineAccessWithoutConsentPage(ctx: Context, next: Next): Promise<void> {
-  if (ctx.method === 'GET' && ctx.path === '/auth' && ctx.query.prompt === undefined) {
-    const scope = ctx.query.scope;
-    if (typeof scope === 'string' && scope.split(' ').includes('offline_access')) {
-      ctx.query = { ...ctx.query, prompt: 'consent' };
+  const { scope, prompt = '' } = ctx.query;
+  if (
+    ctx.method === 'GET' &&
+    ctx.path === '/auth' &&
+    typeof scope === 'string' &&
+    typeof prompt === 'string' &&
+    scope.split(' ').includes('offline_access')
+  ) {
+    // `prompt=none` stays as it is: it must not be combined with anything (OIDC Core §3.1.2.1).
+    const prompts = prompt.split(' ').filter(Boolean);
+    if (!prompts.includes('none') && !prompts.includes('consent')) {
+      ctx.query = { ...ctx.query, prompt: [...prompts, 'consent'].join(' ') };
     }
   }
   await next();

@@ -18,9 +18,7 @@ import {
 } from '../support/flows.ts';
 import {
   createAccount,
-  createClient,
-  createTenant,
-  startTestServer,
+  startWithClient,
   system,
   type TestClient,
   type TestServer,
@@ -31,9 +29,7 @@ let client: TestClient;
 let tenantId: string;
 
 beforeAll(async () => {
-  test = await startTestServer();
-  client = await createClient(test);
-  tenantId = (await createTenant(test)).id;
+  ({ test, client, tenantId } = await startWithClient());
 });
 afterAll(() => test.close());
 

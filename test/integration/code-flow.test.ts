@@ -220,4 +220,28 @@ describe('authorization code flow', () => {
     });
     expect(payload.exp - payload.iat).toBe(600);
   });
+  it('gives offline_access a refresh token also with prompt=login, without a consent page', async () => {
+    const tenant = await createTenant(test);
+    const person = await createAccount(test, tenant.id);
+    const browser = new Browser();
+    const signIn = async (params: Record<string, string>) => {
+      const authorization = await authorizationRequest(client, params);
+      const login = asPage(await browser.visit(authorization.url.href));
+      expect(login.document.querySelector('#password')).not.toBeNull();
+      const callback = asRedirect(
+        await browser.submit(
+          login,
+          { tenant: tenant.id, username: person.username, password: person.password },
+          client.redirectUri,
+        ),
+      );
+      return exchange(client, authorization, callback);
+    };
+
+    const first = await signIn({ scope: 'openid offline_access' });
+    expect(first.refresh_token).toEqual(expect.any(String));
+    const again = await signIn({ scope: 'openid offline_access', prompt: 'login' });
+    expect(again.refresh_token).toEqual(expect.any(String));
+    expect(again.scope?.split(' ')).toContain('offline_access');
+  });
 });

@@ -28,9 +28,9 @@ import {
 } from '../support/flows.ts';
 import {
   createAccount,
-  createClient,
   createTenant,
   startTestServer,
+  startWithClient,
   system,
   type TestAccount,
   type TestClient,
@@ -42,9 +42,7 @@ let client: TestClient;
 let tenantId: string;
 
 beforeAll(async () => {
-  test = await startTestServer();
-  client = await createClient(test);
-  tenantId = (await createTenant(test)).id;
+  ({ test, client, tenantId } = await startWithClient());
 });
 afterAll(() => test.close());
 

@@ -9,9 +9,7 @@ import { asRedirect, exchange } from '../support/browser.ts';
 import { credentials, jwtPayload, openSignIn, signInForTokens } from '../support/flows.ts';
 import {
   createAccount,
-  createClient,
-  createTenant,
-  startTestServer,
+  startWithClient,
   type TestClient,
   type TestServer,
 } from '../support/server.ts';
@@ -21,9 +19,7 @@ let client: TestClient;
 let tenantId: string;
 
 beforeAll(async () => {
-  test = await startTestServer();
-  client = await createClient(test);
-  tenantId = (await createTenant(test)).id;
+  ({ test, client, tenantId } = await startWithClient());
 });
 afterAll(() => test.close());
 

@@ -9,9 +9,8 @@ import { asRedirect, exchange } from '../support/browser.ts';
 import { openSignIn } from '../support/flows.ts';
 import {
   createAccount,
-  createClient,
   createTenant,
-  startTestServer,
+  startWithClient,
   system,
   type TestAccount,
   type TestClient,
@@ -23,9 +22,7 @@ let client: TestClient;
 let tenantId: string;
 
 beforeAll(async () => {
-  test = await startTestServer();
-  client = await createClient(test);
-  tenantId = (await createTenant(test)).id;
+  ({ test, client, tenantId } = await startWithClient());
 });
 afterAll(() => test.close());
 

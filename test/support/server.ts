@@ -164,3 +164,11 @@ export async function createClient(
   });
   return { clientId, clientSecret, redirectUri, postLogoutRedirectUri, config };
 }
+
+/** A server with one registered client and one tenant: what most test files start from. */
+export async function startWithClient(env: Record<string, string> = {}) {
+  const test = await startTestServer(env);
+  const client = await createClient(test);
+  const tenantId = (await createTenant(test)).id;
+  return { test, client, tenantId };
+}
