@@ -63,6 +63,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const issuer = (e.ISSUER ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '');
   const trustedProxyHops =
     e.TRUST_PROXY === 'false' ? 0 : e.TRUST_PROXY === 'true' ? 1 : Number(e.TRUST_PROXY);
+  if (issuer.startsWith('https:') && trustedProxyHops === 0) {
+    // The server itself speaks plain HTTP; without trusted X-Forwarded-Proto its cookies
+    // would lack `Secure` and its endpoints would not know they are reached over TLS.
+    throw new ConfigError(
+      'invalid configuration: ISSUER is https but TRUST_PROXY is false; run behind the TLS proxy and set TRUST_PROXY to its number of hops',
+    );
+  }
 
   return {
     port: e.PORT,

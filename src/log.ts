@@ -20,7 +20,6 @@ const redactedPaths = [
   'access_token',
   'refresh_token',
   'id_token',
-  'code',
   'headers.cookie',
   'headers.authorization',
   'req.headers.cookie',

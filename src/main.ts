@@ -3,14 +3,13 @@
  * services, the demo on an empty embedded database, and the HTTP server. SIGINT and SIGTERM
  * close the server, then the database.
  */
-import { ConfigError, loadConfig, type Config } from './config.ts';
+import { loadConfig, type Config } from './config.ts';
 import { openEmbeddedDatabase } from './db/embedded.ts';
-import { FerretDBError } from './db/ferretdb.ts';
 import { seedDemo, type DemoCredentials } from './demo/seed.ts';
+import { operatorMessage } from './failures.ts';
 import { createLogger } from './log.ts';
-import { KeyFileError } from './oidc/keys.ts';
-import { startServer } from './server.ts';
-import { openServices } from './services.ts';
+import { startServer, type RunningServer } from './server.ts';
+import { openServices, type Services } from './services.ts';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -20,14 +19,21 @@ async function main(): Promise<void> {
     config.mongodbUri === undefined
       ? await openEmbeddedDatabase(config.dataDir, 'server')
       : undefined;
-  const uri = config.mongodbUri ?? embedded!.uri;
-  const services = await openServices(config, log, uri);
-  const demo = config.seedDemo ? await seedDemo(services) : undefined;
-  const server = await startServer(services, {
-    port: config.port,
-    host: config.host,
-    demo: config.seedDemo,
-  });
+  let services: Services;
+  let server: RunningServer;
+  let demo: DemoCredentials | undefined;
+  try {
+    services = await openServices(config, log, config.mongodbUri ?? embedded!.uri);
+    demo = config.seedDemo ? await seedDemo(services) : undefined;
+    server = await startServer(services, {
+      port: config.port,
+      host: config.host,
+      demo: config.seedDemo,
+    });
+  } catch (error) {
+    await embedded?.release();
+    throw error;
+  }
   log.info(
     {
       event: 'server.started',
@@ -58,23 +64,22 @@ function printDemo(config: Config, demo: DemoCredentials) {
     '',
     'Demo ready. Sign in through the demo application:',
     `  open          ${config.issuer}/demo`,
-    `  Kommune       ${demo.tenant.id} (${demo.tenant.name})`,
+    `  Kommune       ${demo.tenant.name} (or its key ${demo.tenant.id})`,
     ...demo.admins.map(
       (admin) => `  Benutzername  ${admin.username}   Einmal-Kennwort  ${admin.initialPassword}`,
     ),
     '',
     'The one-time passwords are shown only now; at the first sign-in you choose your own.',
-    'Lost them? Create another account: npx flueag-idp account create --tenant demo --username … --given-name … --family-name …',
+    'Lost them? Create another account (in a second terminal):',
+    `  npx flueag-idp account create --tenant ${demo.tenant.id} --username … --given-name … --family-name … --permission meldeverfahren --permission zahlungsmitteilungen`,
     '',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 main().catch((error: unknown) => {
-  const known =
-    error instanceof ConfigError || error instanceof FerretDBError || error instanceof KeyFileError;
   process.stderr.write(
-    `flueag-idp: ${known ? (error as Error).message : String((error as Error)?.stack ?? error)}\n`,
+    `flueag-idp: ${operatorMessage(error) ?? String((error as Error)?.stack ?? error)}\n`,
   );
   process.exit(1);
 });

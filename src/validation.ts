@@ -56,12 +56,30 @@ export const newAccountSchema = z.object({
 
 export type NewAccountInput = z.output<typeof newAccountSchema>;
 
-export const newTenantSchema = z.object({
-  id: tenantId,
-  name: text('tenant_name', 200),
-  kind: z.enum(tenantKinds, 'tenant_kind.unknown'),
-  parent: tenantId.nullable().default(null),
-});
+/** The official key of each kind of authority (design section 2). */
+const tenantIdPatterns: Record<string, RegExp> = {
+  gemeinde: /^\d{8}$/, // Amtlicher Gemeindeschlüssel
+  kreis: /^\d{5}$/,
+  bezirksregierung: /^\d{3}$/, // Regierungsbezirk
+};
+
+export const newTenantSchema = z
+  .object({
+    id: tenantId,
+    name: text('tenant_name', 200),
+    kind: z.enum(tenantKinds, 'tenant_kind.unknown'),
+    parent: tenantId.nullable().default(null),
+  })
+  .superRefine((tenant, context) => {
+    const pattern = tenantIdPatterns[tenant.kind];
+    if (pattern && !pattern.test(tenant.id)) {
+      context.addIssue({
+        code: 'custom',
+        path: ['id'],
+        message: `tenant.invalid_key_${tenant.kind}`,
+      });
+    }
+  });
 
 export type NewTenantInput = z.output<typeof newTenantSchema>;
 

@@ -97,16 +97,16 @@ export async function clearExpiredLock(
   } as never);
 }
 
-/** Counters for names that match no account; removed by housekeeping after `expiresAt`. */
-export interface LoginFailure extends LockoutHolder {
-  expiresAt: Date;
-}
+/**
+ * Counters for names that match no account. They do not expire: an account's counter and
+ * lock do not either (see sign-in.ts).
+ */
+export type LoginFailure = LockoutHolder;
 
 const loginFailureSchema = new Schema<LoginFailure>(
   {
     _id: { type: String, required: true },
     lockout: { type: Schema.Types.Mixed, required: true },
-    expiresAt: { type: Date, required: true, index: true },
   },
   { collection: 'login_failures', versionKey: false, minimize: false },
 );
@@ -117,23 +117,14 @@ export const loginFailureModel = (connection: Connection): LoginFailureModel =>
   (connection.models.LoginFailure as LoginFailureModel | undefined) ??
   connection.model<LoginFailure>('LoginFailure', loginFailureSchema);
 
-/** Creates the counter for an unknown name if it does not exist yet. */
+/** Returns the counter of an unknown name, created empty; the caller holds its lease. */
 export async function ensureFailureCounter(
   model: LoginFailureModel,
   id: string,
-  expiresAt: Date,
 ): Promise<LoginFailure> {
-  const upsert = () =>
-    model.collection.findOneAndUpdate(
-      { _id: id as never },
-      { $setOnInsert: { lockout: emptyLockout() }, $set: { expiresAt } } as never,
-      { upsert: true, returnDocument: 'after' },
-    );
-  try {
-    return (await upsert()) as unknown as LoginFailure;
-  } catch (error) {
-    // Two first failures for one name raced to insert the counter: the loser reads it.
-    if ((error as { code?: number }).code !== 11000) throw error;
-    return (await upsert()) as unknown as LoginFailure;
-  }
+  const existing = await model.collection.findOne({ _id: id as never });
+  if (existing) return existing as unknown as LoginFailure;
+  const counter: LoginFailure = { _id: id, lockout: emptyLockout() };
+  await model.collection.insertOne(counter as never);
+  return counter;
 }

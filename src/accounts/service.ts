@@ -12,7 +12,7 @@ import type { TenantDirectory } from '../tenants/directory.ts';
 import { newAccountSchema, parseInput } from '../validation.ts';
 import { emptyLockout } from './lockout.ts';
 import type { Account, AccountModel, AccountState, Role } from './model.ts';
-import { usernameKey } from './normalize.ts';
+import { preparePassword, usernameKey } from './normalize.ts';
 import { passwordProblems, type PasswordPolicySettings } from './password-policy.ts';
 import { generateInitialPassword, type PasswordHasher } from './passwords.ts';
 
@@ -176,11 +176,13 @@ export class AccountService {
       );
       throw new ValidationError({ current_password: ['password.current_wrong'] });
     }
-    const problems = await this.passwordProblems(account, change.newPassword);
-    if (problems.length > 0) throw new ValidationError({ new_password: problems });
-    if (change.newPassword !== change.confirmation) {
-      throw new ValidationError({ new_password_confirm: ['password.mismatch'] });
+    const problems: Record<string, string[]> = {};
+    const policy = await this.passwordProblems(account, change.newPassword);
+    if (policy.length > 0) problems.new_password = policy;
+    if (preparePassword(change.newPassword) !== preparePassword(change.confirmation)) {
+      problems.new_password_confirm = ['password.mismatch'];
     }
+    if (Object.keys(problems).length > 0) throw new ValidationError(problems);
 
     const hash = await hasher.hash(change.newPassword);
     await this.#exclusive(accountId, async (stored) => {
@@ -245,6 +247,41 @@ export class AccountService {
       return stored;
     });
     await this.#record(context, account, 'account.unlocked');
+  }
+
+  /**
+   * Replaces a forgotten password with a new one-time password (returned once), lifts a
+   * lock, and ends the account's sessions and grants.
+   */
+  async resetPassword(
+    accountId: string,
+    context: RequestContext,
+  ): Promise<{ account: Account; initialPassword: string }> {
+    const { hasher, now } = this.#deps;
+    const initialPassword = generateInitialPassword();
+    const hash = await hasher.hash(initialPassword);
+    const account = await this.#exclusive(accountId, async (stored) => {
+      if (stored.state === 'retired') throw new AppError(409, 'account.retired');
+      const history = [stored.password.hash, ...stored.password.history].slice(
+        0,
+        this.#deps.password.history,
+      );
+      const password = {
+        hash,
+        changedAt: now(),
+        mustChange: true,
+        initialExpiresAt: new Date(now().getTime() + this.#deps.password.initialValidDays * DAY),
+        history,
+      };
+      await this.#deps.accounts.updateOne(
+        { _id: accountId },
+        { $set: { password, lockout: emptyLockout(), updatedAt: now() } },
+      );
+      return stored;
+    });
+    await this.#deps.revoker.revokeAccount(accountId);
+    await this.#record(context, account, 'password.reset');
+    return { account, initialPassword };
   }
 
   /** Gives the account a role it does not have yet; true when it was added. */

@@ -2,10 +2,12 @@
  * Password sign-in: resolve the tenant, find the account, check the lock, verify the
  * password, count the failure or reset the counter. Every credential failure costs one
  * argon2 verification and answers alike; only the audit event says which failure it was.
+ *
+ * The check of one name runs under that name's lease (db/leases.ts): parallel attempts on
+ * one account are checked one after the other, so exactly `maxFailures` wrong passwords are
+ * verified before the lock, and none after it.
  */
 import { createHash } from 'node:crypto';
-
-import type { Collection } from 'mongoose';
 
 import type { AuditTrail, RequestContext } from '../audit/trail.ts';
 import type { Leases } from '../db/leases.ts';
@@ -17,8 +19,6 @@ import {
   emptyLockout,
   ensureFailureCounter,
   isLocked,
-  type FailureResult,
-  type LockoutHolder,
   type LockoutSettings,
   type LoginFailureModel,
 } from './lockout.ts';
@@ -42,8 +42,16 @@ export type SignInResult =
   /** Only after the correct password: the one-time password was not used in time. */
   | { kind: 'initial_expired' };
 
-const LOCKED = { kind: 'locked' } as const;
-const INVALID = { kind: 'invalid' } as const;
+/** What one check found, with the precise reason the audit event records. */
+type Check =
+  | { result: { kind: 'success'; account: Account } }
+  | {
+      result: Exclude<SignInResult, { kind: 'success' }>;
+      reason: string;
+      /** Whether a wrong password counted (a retyped one does not). */
+      counted?: boolean;
+      lockedNow?: boolean;
+    };
 
 interface SignInDeps {
   accounts: AccountModel;
@@ -72,71 +80,122 @@ export class SignIn {
       ? ((await accounts.findOne({ tenantId: tenant._id, usernameKey: key }).lean()) ?? undefined)
       : undefined;
 
-    if (!tenant || !account) {
-      return this.#unknown(credentials, tenant, key, context);
-    }
-    return this.#known(account, tenant, credentials.password, context);
+    if (!tenant || !account) return this.#unknown(credentials, tenant, key, context);
+    const result = await this.#verifyAccount(account, credentials.password, context);
+    return result.kind === 'success' ? { ...result, tenant } : result;
   }
 
-  async #known(account: Account, tenant: Tenant, password: string, context: RequestContext) {
-    const { accounts, hasher, leases, lockout, now } = this.#deps;
+  /**
+   * Checks the password of a signed-in account again (before a sensitive change). Wrong
+   * passwords count towards the lock like at sign-in, so a session is no way around it.
+   */
+  async reauthenticate(
+    account: Account,
+    password: string,
+    context: RequestContext,
+  ): Promise<SignInResult['kind']> {
+    return (await this.#verifyAccount(account, password, context)).kind;
+  }
+
+  async #verifyAccount(account: Account, password: string, context: RequestContext) {
+    const check = await this.#deps.leases.run(`account:${account._id}`, () =>
+      this.#check(account._id, password),
+    );
+    const target = { accountId: account._id, username: account.username };
+    const record = (
+      action: string,
+      outcome: 'success' | 'failure',
+      reason?: string,
+      details?: object,
+    ) =>
+      this.#deps.audit.record(context, {
+        tenantId: account.tenantId,
+        action,
+        outcome,
+        target,
+        ...(reason === undefined ? {} : { reason }),
+        ...(details === undefined ? {} : { details: { ...details } }),
+      });
+
+    if (!('reason' in check)) {
+      await record('login', 'success');
+      return check.result;
+    }
+    await record(
+      'login',
+      'failure',
+      check.reason,
+      check.counted === undefined ? undefined : { counted: check.counted },
+    );
+    if (check.lockedNow) await record('account.locked', 'success', 'failed_logins');
+    return check.result;
+  }
+
+  /** One check of one account; the caller holds the account's lease. */
+  async #check(accountId: string, password: string): Promise<Check> {
+    const { accounts, hasher, lockout, now } = this.#deps;
     const at = now();
-    const lease = `account:${account._id}`;
-    await leases.run(lease, () => clearExpiredLock(accounts.collection, account, lockout, at));
+    const account = await accounts.findById(accountId).lean();
+    if (!account) {
+      await hasher.verifyNothing(password);
+      return { result: { kind: 'invalid' }, reason: 'unknown_account' };
+    }
+    await clearExpiredLock(accounts.collection, account, lockout, at);
 
     if (isLocked(account.lockout, lockout, at)) {
       await hasher.verifyNothing(password);
-      await this.#audit(context, account, 'login', 'failure', 'locked');
-      return LOCKED;
+      return { result: { kind: 'locked' }, reason: 'locked' };
     }
 
     if (!(await hasher.verify(account.password.hash, password))) {
       const fingerprint = hasher.fingerprint(account._id, password);
-      const failure = await leases.run(lease, () =>
-        countFailure(accounts.collection, account._id, fingerprint, lockout, at),
+      const failure = await countFailure(
+        accounts.collection,
+        account._id,
+        fingerprint,
+        lockout,
+        at,
       );
-      await this.#audit(context, account, 'login', 'failure', 'wrong_password', {
+      const locked = failure.counted && failure.count >= lockout.maxFailures;
+      return {
+        result: { kind: locked ? 'locked' : 'invalid' },
+        reason: 'wrong_password',
         counted: failure.counted,
-      });
-      if (failure.lockedNow)
-        await this.#audit(context, account, 'account.locked', 'success', 'failed_logins');
-      return (await this.#lockedAfter(failure, accounts.collection, account._id))
-        ? LOCKED
-        : INVALID;
+        lockedNow: failure.lockedNow,
+      };
     }
 
     if (account.state !== 'active') {
-      await this.#audit(context, account, 'login', 'failure', account.state);
-      return { kind: 'inactive', state: account.state } as const;
+      return { result: { kind: 'inactive', state: account.state }, reason: account.state };
     }
-    if (
-      account.password.mustChange &&
-      account.password.initialExpiresAt &&
-      account.password.initialExpiresAt < at
-    ) {
-      await this.#audit(context, account, 'login', 'failure', 'initial_password_expired');
-      return { kind: 'initial_expired' } as const;
+    const { mustChange, initialExpiresAt } = account.password;
+    if (mustChange && initialExpiresAt && initialExpiresAt < at) {
+      return { result: { kind: 'initial_expired' }, reason: 'initial_password_expired' };
     }
 
-    const signedIn = await leases.run(lease, async () => {
-      const current = await accounts.findById(account._id).lean();
-      if (!current || isLocked(current.lockout, lockout, at)) return undefined;
+    await accounts.updateOne(
+      { _id: account._id },
+      { $set: { lockout: emptyLockout(), lastLoginAt: at } },
+    );
+    if (hasher.needsRehash(account.password.hash)) {
       await accounts.updateOne(
         { _id: account._id },
-        { $set: { lockout: emptyLockout(), lastLoginAt: at } },
+        { $set: { 'password.hash': await hasher.hash(password) } },
       );
-      if (hasher.needsRehash(current.password.hash)) await this.#rehash(current, password);
-      return { ...current, lockout: emptyLockout(), lastLoginAt: at };
-    });
-    if (!signedIn) {
-      // A parallel attempt set the lock between our read and this write.
-      await this.#audit(context, account, 'login', 'failure', 'locked');
-      return LOCKED;
     }
-    await this.#audit(context, account, 'login', 'success');
-    return { kind: 'success', account: signedIn, tenant } as const;
+    return {
+      result: {
+        kind: 'success',
+        account: { ...account, lockout: emptyLockout(), lastLoginAt: at },
+      },
+    };
   }
 
+  /**
+   * A name that matches no account is counted like an account, in `login_failures`, and
+   * kept as long as an account's counter would be: a lock that ended by itself would tell
+   * an attacker which names do not exist.
+   */
   async #unknown(
     credentials: Credentials,
     tenant: Tenant | undefined,
@@ -144,87 +203,32 @@ export class SignIn {
     context: RequestContext,
   ) {
     const { loginFailures, hasher, lockout, now } = this.#deps;
-    const at = now();
     const scope = createHash('sha256')
       .update(tenant?._id ?? `?${credentials.tenant.trim().toLowerCase()}`)
       .update('\0')
       .update(key)
       .digest('base64url');
-    const lease = `login-failure:${scope}`;
-    const counter = await this.#deps.leases.run(lease, async () => {
-      const found = await ensureFailureCounter(
-        loginFailures,
-        scope,
-        new Date(at.getTime() + 86_400_000),
-      );
-      await clearExpiredLock(loginFailures.collection, found, lockout, at);
-      return found;
+
+    const locked = await this.#deps.leases.run(`login-failure:${scope}`, async () => {
+      const at = now();
+      const counter = await ensureFailureCounter(loginFailures, scope);
+      await clearExpiredLock(loginFailures.collection, counter, lockout, at);
+      await hasher.verifyNothing(credentials.password);
+      if (isLocked(counter.lockout, lockout, at)) return 'already';
+
+      const fingerprint = hasher.fingerprint(scope, credentials.password);
+      const failure = await countFailure(loginFailures.collection, scope, fingerprint, lockout, at);
+      return failure.counted && failure.count >= lockout.maxFailures ? 'now' : 'no';
     });
 
     const reason = tenant ? 'unknown_account' : 'unknown_tenant';
-    const target = { username: credentials.username.slice(0, 64), tenantId: tenant?._id ?? null };
-    if (isLocked(counter.lockout, lockout, at)) {
-      await hasher.verifyNothing(credentials.password);
-      await this.#deps.audit.record(context, {
-        tenantId: tenant?._id ?? null,
-        action: 'login',
-        outcome: 'failure',
-        reason: `${reason}_locked`,
-        target,
-      });
-      return LOCKED;
-    }
-
-    await hasher.verifyNothing(credentials.password);
-    const fingerprint = hasher.fingerprint(scope, credentials.password);
-    const failure = await this.#deps.leases.run(lease, () =>
-      countFailure(loginFailures.collection, scope, fingerprint, lockout, at),
-    );
     await this.#deps.audit.record(context, {
       tenantId: tenant?._id ?? null,
       action: 'login',
       outcome: 'failure',
-      reason,
-      target,
+      reason: locked === 'already' ? `${reason}_locked` : reason,
+      target: { username: credentials.username.slice(0, 64), tenantId: tenant?._id ?? null },
     });
-    return (await this.#lockedAfter(failure, loginFailures.collection, scope)) ? LOCKED : INVALID;
-  }
-
-  /**
-   * Whether the holder is locked after this failure. A failure that was not counted (a
-   * retyped password, or the limit reached by a parallel attempt) reads the stored state.
-   */
-  async #lockedAfter(failure: FailureResult, collection: Collection, id: string): Promise<boolean> {
-    if (failure.counted) return failure.count >= this.#deps.lockout.maxFailures;
-    const current = await collection.findOne({ _id: id as never }, { projection: { lockout: 1 } });
-    return isLocked(
-      (current as LockoutHolder | null)?.lockout,
-      this.#deps.lockout,
-      this.#deps.now(),
-    );
-  }
-
-  /** Re-hashes with the configured argon2 parameters; the caller holds the account's lease. */
-  async #rehash(account: Account, password: string): Promise<void> {
-    const hash = await this.#deps.hasher.hash(password);
-    await this.#deps.accounts.updateOne({ _id: account._id }, { $set: { 'password.hash': hash } });
-  }
-
-  #audit(
-    context: RequestContext,
-    account: Account,
-    action: string,
-    outcome: 'success' | 'failure',
-    reason?: string,
-    details?: Record<string, unknown>,
-  ) {
-    return this.#deps.audit.record(context, {
-      tenantId: account.tenantId,
-      action,
-      outcome,
-      target: { accountId: account._id, username: account.username },
-      ...(reason === undefined ? {} : { reason }),
-      ...(details === undefined ? {} : { details }),
-    });
+    return locked === 'no' ? ({ kind: 'invalid' } as const) : ({ kind: 'locked' } as const);
   }
 }

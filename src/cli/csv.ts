@@ -3,8 +3,9 @@ import { readFile } from 'node:fs/promises';
 
 import { parse } from 'csv-parse/sync';
 
-export class CsvError extends Error {
-  override name = 'CsvError';
+/** A file the operator named cannot be used; the message says why. */
+export class InputFileError extends Error {
+  override name = 'InputFileError';
 }
 
 export type CsvRecord = Record<string, string> & { line: number };
@@ -27,20 +28,20 @@ export async function readCsv(file: string, required: readonly string[]): Promis
   try {
     bytes = await readFile(file);
   } catch (error) {
-    throw new CsvError(
+    throw new InputFileError(
       `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
     );
   }
-  if (bytes.length > MAX_BYTES) throw new CsvError(`${file} is larger than 10 MB`);
+  if (bytes.length > MAX_BYTES) throw new InputFileError(`${file} is larger than 10 MB`);
 
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    throw new CsvError(`${file} is not UTF-8 text; export it as "CSV UTF-8"`);
+    throw new InputFileError(`${file} is not UTF-8 text; export it as "CSV UTF-8"`);
   }
   if (text.includes('\0'))
-    throw new CsvError(`${file} contains NUL bytes; it is not a CSV text file`);
+    throw new InputFileError(`${file} contains NUL bytes; it is not a CSV text file`);
 
   const headerLine = text.replace(/^\uFEFF/, '').split(/\r?\n/, 1)[0] ?? '';
   const delimiter = headerLine.includes(';') && !headerLine.includes(',') ? ';' : ',';
@@ -54,15 +55,15 @@ export async function readCsv(file: string, required: readonly string[]): Promis
       info: true,
     }) as never;
   } catch (error) {
-    throw new CsvError(`${file} is not valid CSV: ${(error as Error).message}`);
+    throw new InputFileError(`${file} is not valid CSV: ${(error as Error).message}`);
   }
 
   const [header, ...data] = rows;
-  if (!header) throw new CsvError(`${file} is empty`);
+  if (!header) throw new InputFileError(`${file} is empty`);
   const columns = header.record.map((name) => name.trim().toLowerCase());
   const missing = required.filter((name) => !columns.includes(name));
   if (missing.length > 0)
-    throw new CsvError(
+    throw new InputFileError(
       `${file} lacks the column(s) ${missing.join(', ')}; expected ${required.join(',')}`,
     );
 

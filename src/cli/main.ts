@@ -4,23 +4,23 @@
  * `npm start` or started for the duration of the command.
  */
 import { randomUUID } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
 
 import { NominationImport, nominationColumns, type ImportReport } from '../accounts/nominations.ts';
-import { accountModel, permissions } from '../accounts/model.ts';
+import { accountModel, permissions, type Account } from '../accounts/model.ts';
 import type { RequestContext } from '../audit/trail.ts';
-import { ConfigError, loadConfig } from '../config.ts';
+import { loadConfig } from '../config.ts';
 import { openEmbeddedDatabase } from '../db/embedded.ts';
-import { FerretDBError } from '../db/ferretdb.ts';
 import { AppError, ValidationError } from '../errors.ts';
-import { KeyFileError, loadKeyMaterial, rotate, saveKeyMaterial } from '../oidc/keys.ts';
+import { operatorMessage } from '../failures.ts';
+import { loadKeyMaterial, rotate, saveKeyMaterial } from '../oidc/keys.ts';
 import { openServices, type Services } from '../services.ts';
 import { tenantKinds } from '../tenants/model.ts';
 import { importTenants, tenantColumns } from '../tenants/import.ts';
-import { CsvError, readCsv } from './csv.ts';
+import { InputFileError, readCsv } from './csv.ts';
 import { describeReason, Output } from './output.ts';
 
 const context: RequestContext = {
@@ -44,6 +44,18 @@ async function withServices<T>(action: (services: Services) => Promise<T>): Prom
   } finally {
     await embedded?.release();
   }
+}
+
+/** Runs `action` on the account named by tenant and username, or fails with account.not_found. */
+function withAccount(
+  options: { tenant: string; username: string },
+  action: (services: Services, account: Account) => Promise<void>,
+): Promise<void> {
+  return withServices(async (services) => {
+    const found = await services.accounts.findByUsername(options.tenant, options.username);
+    if (!found) throw new AppError(404, 'account.not_found');
+    await action(services, found);
+  });
 }
 
 function program(output: Output): Command {
@@ -159,6 +171,10 @@ function program(output: Output): Command {
     .action((file: string, options: { passwordsFile?: string }) =>
       withServices(async (services) => {
         const csv = await readCsv(file, nominationColumns);
+        // Claim the passwords file before anything is created, so passwords are never lost.
+        const passwords = options.passwordsFile
+          ? await createPasswordsFile(options.passwordsFile)
+          : undefined;
         const nominations = new NominationImport(
           services.accounts,
           accountModel(services.connection),
@@ -174,15 +190,14 @@ function program(output: Output): Command {
             reasons: ['row.columns'],
           });
         report.rows.sort((a, b) => a.line - b.line);
-        if (options.passwordsFile) await writePasswords(options.passwordsFile, report);
+        if (passwords) await writePasswords(passwords, report);
         printImport(output, report, options.passwordsFile !== undefined);
         output.exitCode = report.rows.some((row) => row.outcome === 'rejected') ? 1 : 0;
       }),
     );
 
-  cli
-    .command('account')
-    .description('accounts')
+  const account = cli.command('account').description('accounts');
+  account
     .command('create')
     .description('create an account with a one-time password')
     .requiredOption('--tenant <id>', 'the authority')
@@ -236,6 +251,39 @@ function program(output: Output): Command {
         }),
     );
 
+  account
+    .command('unlock')
+    .description('lift the lock after failed sign-ins')
+    .requiredOption('--tenant <id>', 'the authority')
+    .requiredOption('--username <name>')
+    .action((options: { tenant: string; username: string }) =>
+      withAccount(options, async ({ accounts }, found) => {
+        await accounts.unlock(found._id, context);
+        output.result({ account: { sub: found._id, username: found.username }, unlocked: true }, [
+          `account ${found.username} in ${found.tenantId} unlocked`,
+        ]);
+      }),
+    );
+  account
+    .command('reset-password')
+    .description("give a new one-time password (ends the account's sessions, lifts a lock)")
+    .requiredOption('--tenant <id>', 'the authority')
+    .requiredOption('--username <name>')
+    .action((options: { tenant: string; username: string }) =>
+      withAccount(options, async ({ accounts }, found) => {
+        const { initialPassword } = await accounts.resetPassword(found._id, context);
+        output.result(
+          {
+            account: { sub: found._id, username: found.username },
+            initial_password: initialPassword,
+          },
+          [
+            `new one-time password for ${found.username} in ${found.tenantId} (shown only now, valid 14 days): ${initialPassword}`,
+          ],
+        );
+      }),
+    );
+
   cli
     .command('keys')
     .description('signing and cookie keys')
@@ -258,13 +306,25 @@ function program(output: Output): Command {
   return cli;
 }
 
-async function writePasswords(file: string, report: ImportReport): Promise<void> {
+/** Creates the passwords file (mode 0600); refuses to touch an existing file. */
+async function createPasswordsFile(file: string): Promise<FileHandle> {
+  try {
+    return await open(file, 'wx', 0o600);
+  } catch (error) {
+    throw new InputFileError(
+      `cannot create the passwords file ${file}: ${(error as NodeJS.ErrnoException).code ?? error}`,
+    );
+  }
+}
+
+async function writePasswords(file: FileHandle, report: ImportReport): Promise<void> {
   const lines = ['tenant_id,username,initial_password'];
-  for (const row of report.rows)
+  for (const row of report.rows) {
     if (row.outcome === 'imported')
       lines.push(`${row.tenantId},${row.username},${row.initialPassword}`);
-  // `wx`: never overwrite an existing file with passwords in it.
-  await writeFile(file, `${lines.join('\n')}\n`, { mode: 0o600, flag: 'wx' });
+  }
+  await file.writeFile(`${lines.join('\n')}\n`);
+  await file.close();
 }
 
 function printImport(output: Output, report: ImportReport, passwordsElsewhere: boolean) {
@@ -324,13 +384,8 @@ function describeError(error: unknown): {
     };
   }
   if (error instanceof AppError) return { code: error.code, message: describeReason(error.code) };
-  if (
-    error instanceof CsvError ||
-    error instanceof ConfigError ||
-    error instanceof FerretDBError ||
-    error instanceof KeyFileError
-  ) {
-    return { code: error.name, message: error.message };
-  }
+  if (error instanceof InputFileError) return { code: error.name, message: error.message };
+  const message = operatorMessage(error);
+  if (message) return { code: (error as Error).name, message };
   return { code: 'internal', message: String((error as Error)?.message ?? error) };
 }

@@ -7,6 +7,11 @@ const reasons: Record<string, string> = {
   'tenant.invalid_id': 'a tenant id has 1 to 32 characters a-z, 0-9, _ and -',
   'tenant.exists': 'a different tenant with this id exists',
   'tenant_name.required': 'the name is missing',
+  'tenant_name.taken': 'another tenant has this name',
+  'tenant.invalid_key_gemeinde': 'a Gemeinde is keyed by its 8-digit Amtlicher Gemeindeschlüssel',
+  'tenant.invalid_key_kreis': 'a Kreis is keyed by its 5-digit key',
+  'tenant.invalid_key_bezirksregierung':
+    'a Bezirksregierung is keyed by its 3-digit Regierungsbezirk',
   'tenant_name.too_long': 'the name is longer than 200 characters',
   'tenant_name.invalid_characters': 'the name contains control characters',
   'tenant_kind.unknown':
@@ -25,6 +30,8 @@ const reasons: Record<string, string> = {
   'family_name.too_long': 'the family name is longer than 100 characters',
   'family_name.invalid_characters': 'the family name contains characters that are not allowed',
   'email.invalid': 'the e-mail address is not valid',
+  'account.not_found': 'no such account in this tenant',
+  'account.retired': 'the account is deactivated permanently',
   'email.missing': 'imported without e-mail address (optional)',
   'permission.unknown': 'unknown permission',
   'role.unknown': 'unknown role',

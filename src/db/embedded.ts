@@ -11,6 +11,10 @@ import { startFerretDB, type FerretDBProcess } from './ferretdb.ts';
 
 type Role = 'server' | 'cli';
 
+export class EmbeddedDatabaseError extends Error {
+  override name = 'EmbeddedDatabaseError';
+}
+
 interface InstanceRecord {
   role: Role;
   /** The flueag-idp process that started FerretDB and will stop it. */
@@ -40,7 +44,7 @@ export async function openEmbeddedDatabase(dataDir: string, role: Role): Promise
     if (!existing) break;
     if (role === 'cli') return { uri: uriFor(existing.port), release: async () => {} };
     if (existing.role === 'server') {
-      throw new Error(
+      throw new EmbeddedDatabaseError(
         `another flueag-idp server (pid ${existing.ownerPid}) is already using ${dataDir}; stop it or choose another DATA_DIR`,
       );
     }

@@ -5,11 +5,12 @@
  * to this server over HTTP, as the reporting application would.
  */
 import Router from '@koa/router';
+import type { Context } from 'koa';
 import * as oidc from 'openid-client';
 
 import type { Config } from '../config.ts';
 import type { Views } from '../http/views.ts';
-import { translator } from '../http/views.ts';
+import { pageLanguage, translator } from '../http/views.ts';
 
 export const DEMO_CLIENT_ID = 'demo-rp';
 const STATE_COOKIE = 'flueag.demo';
@@ -23,7 +24,7 @@ export const demoRedirectUris = (issuer: string) => ({
 export function demoRelyingParty(config: Config, views: Views): Router {
   const router = new Router();
   const { redirectUri, postLogoutRedirectUri } = demoRedirectUris(config.issuer);
-  const t = translator('de');
+  const t = (ctx: Context) => translator(pageLanguage(ctx));
   let discovered: Promise<oidc.Configuration> | undefined;
   const relyingParty = () => {
     discovered ??= oidc
@@ -39,7 +40,7 @@ export function demoRelyingParty(config: Config, views: Views): Router {
 
   router.get('/demo', (ctx) => {
     views.render(ctx, 'demo', {
-      title: t('demo.title'),
+      title: t(ctx)('demo.title'),
       claims: null,
       scope: null,
       logoutUrl: null,
@@ -80,13 +81,17 @@ export function demoRelyingParty(config: Config, views: Views): Router {
         expectedState: state,
       });
     } catch (error) {
+      const code = (error as { error?: string }).error ?? 'server_error';
       ctx.status = 400;
       return views.render(ctx, 'demo', {
-        title: t('demo.title'),
+        title: t(ctx)('demo.title'),
         claims: null,
         scope: null,
         logoutUrl: null,
-        error: String((error as Error).message),
+        error:
+          code === 'access_denied'
+            ? t(ctx)('demo.access_denied')
+            : `${t(ctx)('demo.failed_generic')} ${code}`,
       });
     }
     const logoutUrl = oidc.buildEndSessionUrl(configuration, {
@@ -94,7 +99,7 @@ export function demoRelyingParty(config: Config, views: Views): Router {
       post_logout_redirect_uri: postLogoutRedirectUri,
     });
     views.render(ctx, 'demo', {
-      title: t('demo.title'),
+      title: t(ctx)('demo.title'),
       claims: tokens.claims() ?? {},
       scope: tokens.scope ?? '',
       refresh: tokens.refresh_token !== undefined,

@@ -19,7 +19,8 @@ export async function seedDemo(services: Services): Promise<DemoCredentials | un
   if ((await connection.db!.collection('tenants').countDocuments({}, { limit: 1 })) > 0)
     return undefined;
 
-  const tenant = { id: 'demo', name: 'Demo-Kommune' };
+  // 05999999: an NRW-shaped key that no real municipality has.
+  const tenant = { id: '05999999', name: 'Demo-Kommune' };
   await tenants.add({ id: tenant.id, name: tenant.name, kind: 'gemeinde', parent: null }, system);
   if (!(await clients.exists(DEMO_CLIENT_ID))) {
     const uris = demoRedirectUris(config.issuer);

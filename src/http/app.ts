@@ -17,7 +17,7 @@ import { offlineAccessWithoutConsentPage } from '../oidc/grants.ts';
 import type { Logger } from '../log.ts';
 import { interactionRoutes, type InteractionDeps } from './interactions.ts';
 import { securityHeaders } from './security.ts';
-import { pageLanguage, translator, type Views } from './views.ts';
+import { hasText, pageLanguage, translator, type Views } from './views.ts';
 
 export interface HttpDeps extends InteractionDeps {
   log: Logger;
@@ -91,6 +91,10 @@ function errorPages(deps: HttpDeps) {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
+      if ((ctx.status === 404 || ctx.status === 405) && ctx.body == null) {
+        const key = ctx.status === 404 ? 'error.not_found' : 'error.method_not_allowed';
+        throw new AppError(ctx.status, key, { detail: `${ctx.method} ${ctx.path}` });
+      }
     } catch (error) {
       const t = translator(pageLanguage(ctx));
       const log = ctx.state.log as Logger;
@@ -99,8 +103,8 @@ function errorPages(deps: HttpDeps) {
       if (error instanceof oidcErrors.SessionNotFound) {
         [status, key] = [400, 'error.interaction_expired'];
       } else if (error instanceof AppError) {
-        [status, key] = [error.status, error.code];
-        log.info({ code: error.code, detail: error.detail }, 'request refused');
+        [status, key] = [error.status, hasText(error.code) ? error.code : 'error.generic'];
+        log.info({ error_code: error.code, detail: error.detail }, 'request refused');
       } else if ((error as { status?: number }).status === 413) {
         [status, key] = [413, 'error.too_large'];
       } else if (isClientError(error)) {

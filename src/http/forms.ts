@@ -6,8 +6,8 @@ import type { RequestContext } from '../audit/trail.ts';
 export type FieldResult = { value: string; error?: undefined } | { value: string; error: string };
 
 /**
- * One field of an urlencoded body. A repeated field, a missing field and an over-long field
- * are errors with text keys; NUL bytes are refused outright (they never belong in a form).
+ * One field of an urlencoded body. A missing, repeated or over-long field is an error with
+ * a text key; NUL bytes are refused outright (they never belong in a form).
  */
 export function formField(
   body: unknown,
@@ -18,7 +18,7 @@ export function formField(
   const raw = (body as Record<string, unknown> | undefined)?.[name];
   if (raw === undefined || raw === '')
     return required ? { value: '', error: 'field.required' } : { value: '' };
-  if (typeof raw !== 'string') return { value: '', error: 'field.required' };
+  if (typeof raw !== 'string') return { value: '', error: 'field.invalid' };
   if (raw.length > maxLength) return { value: '', error: 'field.too_long' };
   if (raw.includes('\0')) return { value: '', error: 'field.invalid_characters' };
   return { value: raw };

@@ -48,6 +48,17 @@ async function plainBodiesOnly(ctx: Context, next: () => Promise<unknown>) {
   await next();
 }
 
+/**
+ * True when the password was checked in this very authorization request (the interaction
+ * before this one was the sign-in). A session from earlier has to confirm the current
+ * password before it may set a new one: a session cookie alone must not buy a permanent
+ * password.
+ */
+function signedInJustNow(details: Details): boolean {
+  const login = (details.lastSubmission as { login?: { accountId?: string } } | undefined)?.login;
+  return login?.accountId !== undefined && login.accountId === details.session?.accountId;
+}
+
 export function interactionRoutes(deps: InteractionDeps): Router {
   const { provider, signIn, accounts, tenants, views } = deps;
   const router = new Router();
@@ -169,6 +180,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         uid: details.uid,
         csrf: csrfToken(ctx),
         username: account.username,
+        askCurrent: !signedInJustNow(details),
         policy,
         fieldErrors,
         errors,
@@ -251,22 +263,45 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     verifyCsrf(ctx, (ctx.request.body as Record<string, unknown> | undefined)?.csrf);
 
     const body = ctx.request.body;
-    const password = formField(body, 'new_password', LIMITS.password);
-    const confirmation = formField(body, 'new_password_confirm', LIMITS.password);
-    if (password.error || confirmation.error) {
-      const problems: Record<string, string[]> = {};
-      if (password.error) problems.new_password = [password.error];
-      if (confirmation.error) problems.new_password_confirm = [confirmation.error];
-      return renderPasswordChange(ctx, details, problems, 400);
-    }
+    const askCurrent = !signedInJustNow(details);
+    const fields = {
+      ...(askCurrent
+        ? { current_password: formField(body, 'current_password', LIMITS.password) }
+        : {}),
+      new_password: formField(body, 'new_password', LIMITS.password),
+      new_password_confirm: formField(body, 'new_password_confirm', LIMITS.password),
+    };
+    const invalid = Object.entries(fields).flatMap(([name, field]) =>
+      field.error ? [[name, [field.error]]] : [],
+    );
+    if (invalid.length > 0)
+      return renderPasswordChange(ctx, details, Object.fromEntries(invalid), 400);
 
     const accountId = String(details.session?.accountId);
     const account = await accounts.find(accountId);
+    if (!account)
+      throw new AppError(400, 'error.interaction_expired', { detail: 'account is gone' });
+    const context = requestContext(ctx, accountId, account.tenantId);
+
+    if (fields.current_password) {
+      const check = await signIn.reauthenticate(account, fields.current_password.value, context);
+      if (check === 'locked')
+        return renderPasswordChange(ctx, details, { current_password: ['account.locked'] }, 401);
+      if (check === 'initial_expired') throw new AppError(403, 'account.initial_expired');
+      if (check !== 'success') {
+        return renderPasswordChange(
+          ctx,
+          details,
+          { current_password: ['password.current_wrong'] },
+          401,
+        );
+      }
+    }
     try {
       await accounts.changePassword(
         accountId,
-        { newPassword: password.value, confirmation: confirmation.value },
-        requestContext(ctx, accountId, account?.tenantId ?? null),
+        { newPassword: fields.new_password.value, confirmation: fields.new_password_confirm.value },
+        context,
         details.session?.uid,
       );
     } catch (error) {
@@ -276,6 +311,13 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     }
     return finish(ctx, { password_change: {} }, true);
   });
+
+  // Reloading the address bar after a refused post asks for these paths: show the page again.
+  for (const step of ['login', 'password']) {
+    router.get(`/interaction/:uid/${step}`, (ctx) => {
+      ctx.redirect(`/interaction/${encodeURIComponent(ctx.params.uid ?? '')}`);
+    });
+  }
 
   router.get('/interaction/:uid/abort', async (ctx) => {
     await load(ctx);

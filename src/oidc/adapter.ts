@@ -64,9 +64,11 @@ export class MongoAdapter implements Adapter {
   readonly #name: string;
   readonly #collection: Collection<StoredRecord>;
   readonly #consumptions: Collection<ConsumptionMarker>;
+  readonly #db: Db;
   readonly #now: () => number;
 
   constructor(db: Db, name: string, now: () => number = Date.now) {
+    this.#db = db;
     this.#name = name;
     this.#collection = db.collection<StoredRecord>(collectionName(name));
     this.#consumptions = db.collection<ConsumptionMarker>('oidc_consumption');
@@ -103,15 +105,23 @@ export class MongoAdapter implements Adapter {
     return this.#payload(await this.#collection.findOne({ userCode }));
   }
 
+  /**
+   * Marks a code or refresh token as used. A second use, also a parallel one, fails and
+   * revokes the grant it belongs to, as the library does when it sees a reused token
+   * (RFC 6749 §4.1.2, OAuth 2.0 Security BCP §4.14).
+   */
   async consume(id: string): Promise<void> {
-    const record = await this.#collection.findOne({ _id: id }, { projection: { expiresAt: 1 } });
+    const record = await this.#collection.findOne(
+      { _id: id },
+      { projection: { expiresAt: 1, grantId: 1 } },
+    );
     const expiresAt = record?.expiresAt ?? new Date(this.#now() + 86_400_000);
     try {
       await this.#consumptions.insertOne({ _id: `${this.#name}:${id}`, expiresAt });
     } catch (error) {
-      if ((error as { code?: number }).code === 11000)
-        throw new errors.InvalidGrant('grant request is invalid');
-      throw error;
+      if ((error as { code?: number }).code !== 11000) throw error;
+      if (record?.grantId) await revokeGrantRecords(this.#db, record.grantId);
+      throw new errors.InvalidGrant('already used; its grant was revoked');
     }
     await this.#collection.updateOne(
       { _id: id },
@@ -132,6 +142,17 @@ export class MongoAdapter implements Adapter {
     if (record.expiresAt && record.expiresAt.getTime() <= this.#now()) return undefined;
     const payload = JSON.parse(record.data) as AdapterPayload;
     return record.consumed ? { ...payload, consumed: record.consumed } : payload;
+  }
+}
+
+/**
+ * Deletes a grant and every code and token issued under it. Deleting the Grant first makes
+ * opaque access tokens and refresh tokens fail at once: the provider checks their Grant.
+ */
+export async function revokeGrantRecords(db: Db, grantId: string): Promise<void> {
+  await db.collection<StoredRecord>(collectionName('Grant')).deleteOne({ _id: grantId });
+  for (const model of grantBoundModels) {
+    await db.collection<StoredRecord>(collectionName(model)).deleteMany({ grantId });
   }
 }
 

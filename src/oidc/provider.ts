@@ -183,12 +183,7 @@ function renderProviderError(
 
 /** Log and audit lines from the provider's events (docs/events.md). */
 function listen(provider: Provider, deps: ProviderDeps) {
-  const { log, audit } = deps;
-  const context = (ctx: KoaContextWithOIDC) => ({
-    requestId: ctx.state.requestId as string | undefined,
-    ip: ctx.ip,
-    actor: { kind: 'account' as const, accountId: ctx.oidc?.session?.accountId ?? null },
-  });
+  const { log } = deps;
 
   provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) => {
     log.error(
@@ -211,24 +206,60 @@ function listen(provider: Provider, deps: ProviderDeps) {
       );
     },
   );
+  // Revocation by the client, by logout, or by the library after a reused code or a
+  // reused refresh token (which revokes the whole grant).
   provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => {
-    log.info(
-      { event: 'grant.revoked', grant_id: grantId, request_id: ctx.state.requestId },
-      'grant revoked',
-    );
+    void auditProviderEvent(deps, ctx, 'grant.revoked', {
+      grant_id: grantId,
+      route: ctx.oidc?.route,
+    });
+  });
+  provider.on('access_token.destroyed', () => {
+    const ctx = Provider.ctx;
+    if (ctx?.oidc?.route === 'revocation')
+      void auditProviderEvent(deps, ctx, 'token.revoked', { type: 'access_token' });
   });
   provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
-    const accountId = ctx.oidc?.session?.accountId ?? null;
-    void audit
-      .record(
-        { ...context(ctx), actor: { kind: 'account', accountId } },
-        {
-          tenantId: null,
-          action: 'logout',
-          outcome: 'success',
-          target: { accountId, clientId: ctx.oidc?.client?.clientId ?? null },
-        },
-      )
-      .catch((error: unknown) => log.error({ err: error }, 'audit of logout failed'));
+    void auditProviderEvent(deps, ctx, 'logout');
   });
+}
+
+/** One audit event for a provider event, attributed to the account and its tenant. */
+async function auditProviderEvent(
+  deps: ProviderDeps,
+  ctx: KoaContextWithOIDC,
+  action: string,
+  details?: Record<string, unknown>,
+): Promise<void> {
+  const entities = ctx.oidc?.entities as
+    Record<string, { accountId?: string } | undefined> | undefined;
+  const accountId =
+    ctx.oidc?.session?.accountId ??
+    entities?.RefreshToken?.accountId ??
+    entities?.AccessToken?.accountId ??
+    entities?.AuthorizationCode?.accountId ??
+    null;
+  try {
+    const account = accountId ? await deps.accounts.find(accountId) : null;
+    const tenantId = account?.tenantId ?? null;
+    await deps.audit.record(
+      {
+        requestId: ctx.state.requestId as string | undefined,
+        ip: ctx.ip,
+        actor: { kind: 'account', accountId, tenantId },
+      },
+      {
+        tenantId,
+        action,
+        outcome: 'success',
+        target: { accountId, clientId: ctx.oidc?.client?.clientId ?? null },
+        ...(details === undefined ? {} : { details }),
+      },
+    );
+  } catch (error) {
+    deps.log.error(
+      { err: error, event: 'audit.failed', action },
+      'audit of a provider event failed',
+    );
+  }
 }

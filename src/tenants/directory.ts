@@ -96,8 +96,16 @@ export class TenantDirectory {
     try {
       await this.#tenants.create(doc);
     } catch (error) {
-      if ((error as { code?: number }).code === 11000)
-        throw conflict('tenant.exists', `tenant ${tenant.id} was added concurrently`);
+      if ((error as { code?: number }).code === 11000) {
+        const sameName = await this.#tenants.exists({
+          nameKey: doc.nameKey,
+          _id: { $ne: tenant.id },
+        });
+        throw conflict(
+          sameName ? 'tenant_name.taken' : 'tenant.exists',
+          `tenant ${tenant.id} collides`,
+        );
+      }
       throw error;
     }
     this.#suggestions = undefined;

@@ -26,7 +26,7 @@ const tenantSchema = new Schema<Tenant>(
   {
     _id: { type: String, required: true },
     name: { type: String, required: true },
-    nameKey: { type: String, required: true, index: true },
+    nameKey: { type: String, required: true, unique: true },
     kind: { type: String, required: true, enum: tenantKinds },
     parent: { type: String, default: null },
     active: { type: Boolean, default: true },

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
 import { asPage, asRedirect, authorizationRequest, Browser } from '../support/browser.ts';
-import { createClient, startTestServer, type TestServer } from '../support/server.ts';
+import { createClient, startTestServer, system, type TestServer } from '../support/server.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const sampleData = path.join(root, 'test/fixtures');
@@ -82,6 +82,21 @@ describe('tenant import', () => {
     expect(
       again.json.rows.every((row: { outcome: string }) => row.outcome === 'already_present'),
     ).toBe(true);
+  });
+});
+
+describe('tenant add', () => {
+  it('requires the official key format of the kind and a name no other tenant has', async () => {
+    for (const [args, code] of [
+      [['12', '--name', 'Zu kurz', '--kind', 'gemeinde'], 'tenant.invalid_key_gemeinde'],
+      [['051580', '--name', 'Falscher Kreis', '--kind', 'kreis'], 'tenant.invalid_key_kreis'],
+      [['99999999', '--name', 'Kreis Mettmann', '--kind', 'gemeinde'], 'tenant_name.taken'],
+    ] as const) {
+      const refused = await cliJson('tenant', 'add', ...args);
+      expect(refused.code).toBe(1);
+      expect(JSON.stringify(refused.json.error)).toContain(code);
+    }
+    expect(await test.services.tenants.find('99999999')).toBeNull();
   });
 });
 
@@ -348,6 +363,76 @@ describe('account create', () => {
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/Allowed choices are meldeverfahren, zahlungsmitteilungen/);
     expect(await test.services.db.collection('accounts').countDocuments()).toBe(before + 1);
+  });
+});
+
+describe('account unlock and reset-password', () => {
+  it('unlocks a locked account and gives a forgotten password a new one-time password', async () => {
+    const client = await createClient(test);
+    await cli(
+      'account',
+      'create',
+      '--tenant',
+      '05158',
+      '--username',
+      'vergesslich',
+      '--given-name',
+      'Vera',
+      '--family-name',
+      'Gesslich',
+    );
+    const person = (await test.services.accounts.findByUsername('05158', 'vergesslich'))!;
+    for (let attempt = 1; attempt <= 5; attempt += 1) {
+      await test.services.signIn.attempt(
+        { tenant: '05158', username: 'vergesslich', password: `Falsch-${attempt}!` },
+        system,
+      );
+    }
+    expect((await test.services.accounts.find(person._id))!.lockout.lockedAt).not.toBeNull();
+
+    const unlocked = await cliJson(
+      'account',
+      'unlock',
+      '--tenant',
+      '05158',
+      '--username',
+      'VERGESSLICH',
+    );
+    expect(unlocked).toMatchObject({ code: 0, json: { unlocked: true } });
+    expect((await test.services.accounts.find(person._id))!.lockout).toMatchObject({
+      count: 0,
+      lockedAt: null,
+    });
+
+    const reset = await cliJson(
+      'account',
+      'reset-password',
+      '--tenant',
+      '05158',
+      '--username',
+      'vergesslich',
+    );
+    expect(reset.code).toBe(0);
+    const browser = new Browser();
+    const login = asPage(await browser.visit((await authorizationRequest(client)).url.href));
+    const change = asPage(
+      await browser.submit(login, {
+        tenant: '05158',
+        username: 'vergesslich',
+        password: reset.json.initial_password,
+      }),
+    );
+    expect(change.document.querySelector('h1')?.textContent).toBe('Neues Kennwort festlegen');
+
+    const unknown = await cliJson(
+      'account',
+      'unlock',
+      '--tenant',
+      '05158',
+      '--username',
+      'niemand',
+    );
+    expect(unknown).toMatchObject({ code: 1, json: { error: { code: 'account.not_found' } } });
   });
 });
 

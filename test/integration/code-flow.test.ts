@@ -178,6 +178,16 @@ describe('authorization code flow', () => {
     );
     expect(loggedOut.origin + loggedOut.pathname).toBe(client.postLogoutRedirectUri);
 
+    const audit = test.services.db.collection('audit_events');
+    for (const action of ['login', 'password.changed', 'grant.revoked', 'logout']) {
+      expect(await audit.findOne({ action, 'target.accountId': person.account._id })).toMatchObject(
+        {
+          tenantId: '05111000',
+          outcome: 'success',
+        },
+      );
+    }
+
     const again = await authorizationRequest(client);
     const signInAgain = asPage(await browser.visit(again.url.href));
     expect(signInAgain.document.querySelector('form')?.getAttribute('action')).toMatch(/\/login$/);

@@ -61,6 +61,31 @@ describe('parallel redemption', () => {
     }
   });
 
+  it('revokes what a code issued once the code is presented a second time, also in parallel', async () => {
+    const { browser, authorization, login } = await openSignIn(client, {
+      scope: 'openid offline_access',
+    });
+    const callback = asRedirect(
+      await browser.submit(login, credentials(person), client.redirectUri),
+    );
+
+    const results = await Promise.allSettled(
+      [1, 2].map(() => exchange(client, authorization, callback)),
+    );
+    const winner = results.find((result) => result.status === 'fulfilled');
+    expect(winner).toBeDefined();
+    const tokens = (winner as PromiseFulfilledResult<Awaited<ReturnType<typeof exchange>>>).value;
+
+    expect(await oidc.tokenIntrospection(client.config, tokens.access_token)).toMatchObject({
+      active: false,
+    });
+    await expect(
+      oidc.refreshTokenGrant(client.config, tokens.refresh_token!),
+    ).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
+  });
+
   it('rotates one refresh token exactly once among two parallel refreshes', async () => {
     for (let round = 1; round <= rounds; round += 1) {
       const { tokens } = await signInForTokens(client, person, { scope: 'openid offline_access' });

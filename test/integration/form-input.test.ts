@@ -40,7 +40,12 @@ afterAll(() => test.close());
 /** A field's value: one string, several (a repeated field), or absent. */
 type Value = string | readonly string[] | undefined;
 
-const fieldMessages = [messages.fieldRequired, messages.fieldTooLong, messages.fieldInvalid];
+const fieldMessages = [
+  messages.fieldRequired,
+  messages.fieldTooLong,
+  messages.fieldInvalid,
+  messages.fieldNotValid,
+];
 
 /** The urlencoded body of `page`'s form: its CSRF token, then `fields` in order. */
 function body(page: Page, fields: Record<string, Value>): string {
@@ -58,7 +63,7 @@ function badValues(valid: string) {
     ['missing', undefined, messages.fieldRequired],
     ['10 kB long', `${valid}${'x'.repeat(10_240)}`, messages.fieldTooLong],
     ['with a NUL byte', `${valid}\0`, messages.fieldInvalid],
-    ['repeated', [valid, valid], undefined],
+    ['repeated', [valid, valid], messages.fieldNotValid],
   ] as const;
 }
 
@@ -256,7 +261,14 @@ describe('password-change form', () => {
     ).toHaveLength(0);
   }
 
-  const fields = ['new_password', 'new_password_confirm'] as const;
+  /**
+   * The body of a change in a browser whose session is older than this authorization, which
+   * must confirm the current password (here the one-time password).
+   */
+  const changeBody = (page: Page, fields: Record<string, Value>) =>
+    body(page, { current_password: newcomer.password, ...fields });
+
+  const fields = ['current_password', 'new_password', 'new_password_confirm'] as const;
   const cases = fields.flatMap((field) =>
     badValues('a').map(([name, , message]) => [field, name, message] as const),
   );
@@ -271,7 +283,7 @@ describe('password-change form', () => {
       const refused = await postRaw(
         browser,
         page,
-        body(page, {
+        changeBody(page, {
           new_password: newPassword,
           new_password_confirm: newPassword,
           [field]: value,
@@ -293,7 +305,7 @@ describe('password-change form', () => {
     [
       'without a CSRF token',
       (page: Page) =>
-        body(page, {
+        changeBody(page, {
           csrf: undefined,
           new_password: newPassword,
           new_password_confirm: newPassword,
@@ -302,7 +314,7 @@ describe('password-change form', () => {
     [
       'with a made-up CSRF token',
       (page: Page) =>
-        body(page, {
+        changeBody(page, {
           csrf: 'abc-def',
           new_password: newPassword,
           new_password_confirm: newPassword,
@@ -327,7 +339,7 @@ describe('password-change form', () => {
     const refused = await postRaw(
       browser,
       page,
-      body(other, { new_password: newPassword, new_password_confirm: newPassword }),
+      changeBody(other, { new_password: newPassword, new_password_confirm: newPassword }),
     );
 
     expect(refused.status).toBe(403);
@@ -343,7 +355,7 @@ describe('password-change form', () => {
     const refused = await postRaw(
       browser,
       page,
-      body(page, { new_password: huge, new_password_confirm: huge }),
+      changeBody(page, { new_password: huge, new_password_confirm: huge }),
     );
 
     expect(refused.status).toBe(413);
@@ -358,7 +370,7 @@ describe('password-change form', () => {
     const refused = await postRaw(
       browser,
       page,
-      body(page, { new_password: newPassword, new_password_confirm: newPassword }),
+      changeBody(page, { new_password: newPassword, new_password_confirm: newPassword }),
       {
         'content-type': 'application/x-www-form-urlencoded',
         'content-encoding': 'gzip',
@@ -379,7 +391,7 @@ describe('password-change form', () => {
     const refused = await postRaw(
       browser,
       page,
-      body(page, { new_password: long, new_password_confirm: long }),
+      changeBody(page, { new_password: long, new_password_confirm: long }),
     );
 
     expect(refused.status).toBe(400);
@@ -394,7 +406,11 @@ describe('password-change form', () => {
 
     const callback = await browser.submit(
       page,
-      { new_password: newPassword, new_password_confirm: newPassword },
+      {
+        current_password: newcomer.password,
+        new_password: newPassword,
+        new_password_confirm: newPassword,
+      },
       client.redirectUri,
     );
 

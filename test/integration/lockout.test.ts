@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as oidc from 'openid-client';
 
 import type { SignInResult } from '../../src/accounts/sign-in.ts';
+import { Housekeeping } from '../../src/db/housekeeping.ts';
 import type { RequestContext } from '../../src/audit/trail.ts';
 import {
   asPage,
@@ -301,6 +302,27 @@ describe('lockout', () => {
         count: 5,
         lockSet: true,
       });
+    }
+  });
+
+  it('keeps the lock of an unknown name as long as an account lock, so waiting tells nothing', async () => {
+    const attempt = (password: string) =>
+      test.services.signIn.attempt(
+        { tenant: tenantId, username: 'gibt.es.nicht', password },
+        system,
+      );
+    for (let i = 1; i <= 5; i += 1) await attempt(`Falsch-${i}!`);
+    expect((await attempt('Falsch-6!')).kind).toBe('locked');
+
+    const aYearLater = new Date(Date.now() + 365 * 86_400_000);
+    await new Housekeeping(test.services.db, test.services.audit, 400, test.services.log).runOnce(
+      aYearLater,
+    );
+    test.clock.offsetMs = 365 * 86_400_000;
+    try {
+      expect((await attempt('Falsch-7!')).kind).toBe('locked');
+    } finally {
+      test.clock.offsetMs = 0;
     }
   });
 

@@ -88,12 +88,64 @@ describe('password expiry', () => {
     const callback = asRedirect(
       await browser.submit(
         change,
-        { new_password: newPassword, new_password_confirm: newPassword },
+        {
+          current_password: person.password,
+          new_password: newPassword,
+          new_password_confirm: newPassword,
+        },
         client.redirectUri,
       ),
     );
     const tokens = await exchange(client, again, callback);
     expect(tokens.claims()?.sub).toBe(person.account._id);
+  });
+
+  it('does not let a session alone set a new password: the current one must be confirmed', async () => {
+    const person = await createAccount(test, tenantId);
+    const { browser } = await signInForTokens(client, person);
+    await updateAccount(test, person.account._id, { 'password.changedAt': daysAgo(181) });
+    const before = (await storedAccount(test, person.account._id)).password.hash;
+
+    const again = await authorizationRequest(client);
+    const change = asPage(await browser.visit(again.url.href, client.redirectUri));
+    expect(change.document.querySelector('#current_password')?.getAttribute('autocomplete')).toBe(
+      'current-password',
+    );
+
+    const missing = asPage(
+      await browser.submit(change, {
+        new_password: newPassword,
+        new_password_confirm: newPassword,
+      }),
+    );
+    expect(missing.status).toBe(400);
+    expect(missing.document.querySelector('#current_password-error')?.textContent).toBe(
+      messages.fieldRequired,
+    );
+
+    let page = missing;
+    for (let attempt = 1; attempt <= 5; attempt += 1) {
+      page = asPage(
+        await browser.submit(page, {
+          current_password: `Geraten-${attempt}!`,
+          new_password: newPassword,
+          new_password_confirm: newPassword,
+        }),
+      );
+    }
+    expect(page.status).toBe(401);
+    expect(text(page)).toContain(messages.locked);
+    expect((await storedAccount(test, person.account._id)).password.hash).toBe(before);
+
+    const correct = asPage(
+      await browser.submit(page, {
+        current_password: person.password,
+        new_password: newPassword,
+        new_password_confirm: newPassword,
+      }),
+    );
+    expect(text(correct)).toContain(messages.locked);
+    expect((await storedAccount(test, person.account._id)).password.hash).toBe(before);
   });
 
   it('answers prompt=none with interaction_required when the password expired during the session', async () => {

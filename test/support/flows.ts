@@ -31,6 +31,7 @@ export const messages = {
   fieldRequired: 'Bitte füllen Sie dieses Feld aus.',
   fieldTooLong: 'Die Eingabe ist zu lang.',
   fieldInvalid: 'Die Eingabe enthält unzulässige Zeichen.',
+  fieldNotValid: 'Die Eingabe ist ungültig.',
   csrfInvalid: 'Das Formular ist abgelaufen oder wurde nicht von dieser Seite gesendet.',
   tooLarge: 'Die Eingabe ist zu groß.',
   invalidRedirectUri:

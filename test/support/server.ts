@@ -81,10 +81,10 @@ export interface TestAccount {
 
 let tenantCounter = 0;
 
-/** Creates a tenant with a generated key, or returns the existing one. */
+/** Creates a Gemeinde with a generated 8-digit key (unique within the test file's database). */
 export async function createTenant(
   test: TestServer,
-  id = `t${(tenantCounter += 1)}${randomBytes(2).toString('hex')}`,
+  id = `05${String((tenantCounter += 1)).padStart(6, '0')}`,
   name = `Testkommune ${id}`,
 ) {
   await test.services.tenants.add({ id, name, kind: 'gemeinde', parent: null }, system);

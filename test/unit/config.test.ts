@@ -43,4 +43,11 @@ describe('configuration', () => {
     expect(loadConfig({ TRUST_PROXY: '2' }).trustedProxyHops).toBe(2);
     expect(() => loadConfig({ TRUST_PROXY: 'yes please' })).toThrow(/TRUST_PROXY/);
   });
+
+  it('refuses an https issuer without a trusted TLS proxy, whose cookies would lack Secure', () => {
+    expect(() => loadConfig({ ISSUER: 'https://login.flueag.nrw.example' })).toThrow(/TRUST_PROXY/);
+    expect(
+      loadConfig({ ISSUER: 'https://login.flueag.nrw.example', TRUST_PROXY: '1' }).issuer,
+    ).toBe('https://login.flueag.nrw.example');
+  });
 });
