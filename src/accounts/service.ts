@@ -11,7 +11,7 @@ import { AppError, conflict, notFound, ValidationError } from '../errors.ts';
 import type { TenantDirectory } from '../tenants/directory.ts';
 import { newAccountSchema, parseInput } from '../validation.ts';
 import { emptyLockout } from './lockout.ts';
-import type { Account, AccountModel, AccountState, Role } from './model.ts';
+import type { Account, AccountModel, AccountState, PasswordState, Role } from './model.ts';
 import { preparePassword, usernameKey } from './normalize.ts';
 import { passwordProblems, type PasswordPolicySettings } from './password-policy.ts';
 import { generateInitialPassword, type PasswordHasher } from './passwords.ts';
@@ -152,11 +152,13 @@ export class AccountService {
 
   /**
    * Sets a new password chosen by the account holder. Ends the account's other sessions and
-   * grants; the session `keepSessionUid` (where the change happened) continues.
+   * grants; the session `keepSessionUid` (where the change happened) continues. Confirming
+   * the current password is the caller's step, through `SignIn.reauthenticate`, so that wrong
+   * guesses count towards the lock.
    */
   async changePassword(
     accountId: string,
-    change: { newPassword: string; confirmation: string; currentPassword?: string },
+    change: { newPassword: string; confirmation: string },
     context: RequestContext,
     keepSessionUid?: string,
   ): Promise<void> {
@@ -164,18 +166,6 @@ export class AccountService {
     if (!account || account.state !== 'active') throw notFound('account.not_found');
 
     const { hasher, now } = this.#deps;
-    const current = change.currentPassword;
-    if (current !== undefined && !(await hasher.verify(account.password.hash, current))) {
-      await this.#record(
-        context,
-        account,
-        'password.changed',
-        {},
-        'failure',
-        'wrong_current_password',
-      );
-      throw new ValidationError({ current_password: ['password.current_wrong'] });
-    }
     const problems: Record<string, string[]> = {};
     const policy = await this.passwordProblems(account, change.newPassword);
     if (policy.length > 0) problems.new_password = policy;
@@ -188,17 +178,7 @@ export class AccountService {
     await this.#exclusive(accountId, async (stored) => {
       if (stored.password.hash !== account.password.hash)
         throw conflict('password.changed_concurrently');
-      const history = [stored.password.hash, ...stored.password.history].slice(
-        0,
-        this.#deps.password.history,
-      );
-      const password = {
-        hash,
-        changedAt: now(),
-        mustChange: false,
-        initialExpiresAt: null,
-        history,
-      };
+      const password = this.#replacedPassword(stored, hash, { initial: false });
       await this.#deps.accounts.updateOne(
         { _id: accountId },
         { $set: { password, updatedAt: now() } },
@@ -262,17 +242,7 @@ export class AccountService {
     const hash = await hasher.hash(initialPassword);
     const account = await this.#exclusive(accountId, async (stored) => {
       if (stored.state === 'retired') throw new AppError(409, 'account.retired');
-      const history = [stored.password.hash, ...stored.password.history].slice(
-        0,
-        this.#deps.password.history,
-      );
-      const password = {
-        hash,
-        changedAt: now(),
-        mustChange: true,
-        initialExpiresAt: new Date(now().getTime() + this.#deps.password.initialValidDays * DAY),
-        history,
-      };
+      const password = this.#replacedPassword(stored, hash, { initial: true });
       await this.#deps.accounts.updateOne(
         { _id: accountId },
         { $set: { password, lockout: emptyLockout(), updatedAt: now() } },
@@ -296,6 +266,27 @@ export class AccountService {
     });
     if (added) await this.#record(context, added, 'account.role_granted', { role });
     return added !== undefined;
+  }
+
+  /** The password state once `hash` replaces the stored one, which moves into the history. */
+  #replacedPassword(
+    stored: Account,
+    hash: string,
+    { initial }: { initial: boolean },
+  ): PasswordState {
+    const now = this.#deps.now();
+    return {
+      hash,
+      changedAt: now,
+      mustChange: initial,
+      initialExpiresAt: initial
+        ? new Date(now.getTime() + this.#deps.password.initialValidDays * DAY)
+        : null,
+      history: [stored.password.hash, ...stored.password.history].slice(
+        0,
+        this.#deps.password.history,
+      ),
+    };
   }
 
   /**
