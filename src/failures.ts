@@ -14,6 +14,7 @@ export function operatorMessage(error: unknown): string | undefined {
   const name = (error as Error | undefined)?.name;
   if (
     name === 'MongoServerSelectionError' ||
+    name === 'MongooseServerSelectionError' ||
     name === 'MongoParseError' ||
     name === 'MongoNetworkError'
   ) {

@@ -1,39 +1,45 @@
 /**
  * `npm start`: configuration, database (the embedded FerretDB unless MONGODB_URI is set),
- * services, the demo on an empty embedded database, and the HTTP server. SIGINT and SIGTERM
- * close the server, then the database.
+ * services, the HTTP server, and the demo on an empty database. SIGINT and SIGTERM close
+ * the server, then the database, also when they arrive during start-up.
  */
 import { loadConfig, type Config } from './config.ts';
 import { openEmbeddedDatabase } from './db/embedded.ts';
 import { seedDemo, type DemoCredentials } from './demo/seed.ts';
 import { operatorMessage } from './failures.ts';
-import { createLogger } from './log.ts';
-import { startServer, type RunningServer } from './server.ts';
-import { openServices, type Services } from './services.ts';
+import { Lifecycle } from './lifecycle.ts';
+import { createLogger, type Logger } from './log.ts';
+import { startServer } from './server.ts';
+import { openServices } from './services.ts';
+
+let log: Logger | undefined;
+const lifecycle = new Lifecycle({
+  signalExitCode: 0,
+  onSignal: (signal) => log?.info({ event: 'server.stopping', signal }, 'stopping'),
+});
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const log = createLogger(config.logLevel);
+  log = createLogger(config.logLevel);
 
   const embedded =
     config.mongodbUri === undefined
-      ? await openEmbeddedDatabase(config.dataDir, 'server')
+      ? await lifecycle.open(openEmbeddedDatabase(config.dataDir, 'server'), (database) =>
+          database.release(),
+        )
       : undefined;
-  let services: Services;
-  let server: RunningServer;
-  let demo: DemoCredentials | undefined;
-  try {
-    services = await openServices(config, log, config.mongodbUri ?? embedded!.uri);
-    demo = config.seedDemo ? await seedDemo(services) : undefined;
-    server = await startServer(services, {
-      port: config.port,
-      host: config.host,
-      demo: config.seedDemo,
-    });
-  } catch (error) {
-    await embedded?.release();
-    throw error;
-  }
+  const services = await lifecycle.open(
+    openServices(config, log, config.mongodbUri ?? embedded!.uri),
+    (opened) => opened.close(),
+  );
+  const server = await lifecycle.open(
+    startServer(services, { port: config.port, host: config.host, demo: config.seedDemo }),
+    (running) => running.close(),
+  );
+  // Seeded only once the server listens, so that the printed passwords are never lost to a
+  // start that fails afterwards.
+  const demo = config.seedDemo ? await seedDemo(services) : undefined;
+
   log.info(
     {
       event: 'server.started',
@@ -44,19 +50,7 @@ async function main(): Promise<void> {
     'flueag-idp is listening',
   );
   if (demo) printDemo(config, demo);
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ event: 'server.stopping', signal }, 'stopping');
-    await server.close();
-    await services.close();
-    await embedded?.release();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  lifecycle.ready();
 }
 
 function printDemo(config: Config, demo: DemoCredentials) {
@@ -70,16 +64,17 @@ function printDemo(config: Config, demo: DemoCredentials) {
     ),
     '',
     'The one-time passwords are shown only now; at the first sign-in you choose your own.',
-    'Lost them? Create another account (in a second terminal):',
-    `  npx flueag-idp account create --tenant ${demo.tenant.id} --username … --given-name … --family-name … --permission meldeverfahren --permission zahlungsmitteilungen`,
+    'Lost one? Issue a new one-time password (in a second terminal, same DATA_DIR):',
+    `  npx flueag-idp account reset-password --tenant ${demo.tenant.id} --username admin1`,
+    `The demo's data lives in ${config.dataDir}; remove that directory to start afresh.`,
     '',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-main().catch((error: unknown) => {
+main().catch(async (error: unknown) => {
   process.stderr.write(
     `flueag-idp: ${operatorMessage(error) ?? String((error as Error)?.stack ?? error)}\n`,
   );
-  process.exit(1);
+  await lifecycle.exit(1);
 });

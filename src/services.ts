@@ -47,6 +47,21 @@ export async function openServices(
 ): Promise<Services> {
   const keys = await loadKeyMaterial(config.keysFile, !config.keysFileRequired);
   const connection = await connect(uri);
+  try {
+    return await wire(config, log, connection, keys, now);
+  } catch (error) {
+    await connection.close().catch(() => {});
+    throw error;
+  }
+}
+
+async function wire(
+  config: Config,
+  log: Logger,
+  connection: Connection,
+  keys: KeyMaterial,
+  now: () => Date,
+): Promise<Services> {
   const db = connection.db!;
 
   const models = {

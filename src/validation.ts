@@ -6,10 +6,15 @@ import { z } from 'zod';
 
 import { usernameDisplay, usernameProblem } from './accounts/normalize.ts';
 import { permissions, roles } from './accounts/model.ts';
-import { tenantKinds } from './tenants/model.ts';
+import { tenantKinds, type TenantKind } from './tenants/model.ts';
 import { ValidationError } from './errors.ts';
 
-const control = /\p{Cc}/u;
+/**
+ * Characters no name may hold: controls, invisible format characters (zero-width space and
+ * joiners, bidirectional overrides, soft hyphen), surrogates, private use and unassigned
+ * code points. They would make two names that look alike compare different.
+ */
+const invisible = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}]/u;
 const personNameChars = /^[\p{L}\p{M}' .,-]+$/u;
 
 /** Trims, composes (NFC) and folds runs of white space of a free-text value. */
@@ -18,7 +23,7 @@ const cleanText = (value: string) => value.normalize('NFC').trim().replace(/\s+/
 const text = (field: string, max: number) =>
   z
     .string({ error: `${field}.required` })
-    .refine((value) => !control.test(value), `${field}.invalid_characters`)
+    .refine((value) => !invisible.test(value), `${field}.invalid_characters`)
     .transform(cleanText)
     .pipe(z.string().min(1, `${field}.required`).max(max, `${field}.too_long`));
 
@@ -57,27 +62,49 @@ export const newAccountSchema = z.object({
 export type NewAccountInput = z.output<typeof newAccountSchema>;
 
 /** The official key of each kind of authority (design section 2). */
-const tenantIdPatterns: Record<string, RegExp> = {
+const officialKeys: Partial<Record<TenantKind, RegExp>> = {
   gemeinde: /^\d{8}$/, // Amtlicher Gemeindeschlüssel
   kreis: /^\d{5}$/,
   bezirksregierung: /^\d{3}$/, // Regierungsbezirk
 };
 
+/**
+ * The kinds of authority each kind may report to: a Gemeinde to its Kreis (or, for a
+ * kreisfreie Stadt, to its Bezirksregierung), a Kreis to its Bezirksregierung, a
+ * Bezirksregierung to the ministry. The ministry and the operator stand alone.
+ */
+export const parentKinds: Record<TenantKind, readonly TenantKind[]> = {
+  gemeinde: ['kreis', 'bezirksregierung'],
+  kreis: ['bezirksregierung'],
+  bezirksregierung: ['ministerium'],
+  ministerium: [],
+  betrieb: [],
+};
+
 export const newTenantSchema = z
   .object({
     id: tenantId,
-    name: text('tenant_name', 200),
+    name: text('tenant_name', 200).refine(
+      (name) => /\p{L}/u.test(name),
+      'tenant_name.needs_letter',
+    ),
     kind: z.enum(tenantKinds, 'tenant_kind.unknown'),
     parent: tenantId.nullable().default(null),
   })
   .superRefine((tenant, context) => {
-    const pattern = tenantIdPatterns[tenant.kind];
-    if (pattern && !pattern.test(tenant.id)) {
+    const official = officialKeys[tenant.kind];
+    if (official ? !official.test(tenant.id) : !/^[a-z]/.test(tenant.id)) {
       context.addIssue({
         code: 'custom',
         path: ['id'],
-        message: `tenant.invalid_key_${tenant.kind}`,
+        message: official ? `tenant.invalid_key_${tenant.kind}` : 'tenant.invalid_key_named',
       });
+    }
+    if (tenant.parent === null) return;
+    if (tenant.parent === tenant.id) {
+      context.addIssue({ code: 'custom', path: ['parent'], message: 'tenant_parent.self' });
+    } else if (parentKinds[tenant.kind].length === 0) {
+      context.addIssue({ code: 'custom', path: ['parent'], message: 'tenant_parent.not_allowed' });
     }
   });
 

@@ -9,8 +9,10 @@ import type { Logger } from '../log.ts';
 export type Outcome = 'success' | 'failure';
 
 export interface AuditActor {
-  kind: 'account' | 'cli' | 'system' | 'anonymous';
+  kind: 'account' | 'client' | 'cli' | 'system' | 'anonymous';
   accountId?: string | null;
+  /** The relying party that acted (revoked a token, presented a reused code). */
+  clientId?: string | null;
   tenantId?: string | null;
   /** Set when an operator acts on a tenant that is not their own. */
   operator?: boolean;

@@ -16,6 +16,7 @@ import { loadConfig } from '../config.ts';
 import { openEmbeddedDatabase } from '../db/embedded.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import { operatorMessage } from '../failures.ts';
+import { Lifecycle } from '../lifecycle.ts';
 import { loadKeyMaterial, rotate, saveKeyMaterial } from '../oidc/keys.ts';
 import { openServices, type Services } from '../services.ts';
 import { tenantKinds } from '../tenants/model.ts';
@@ -28,21 +29,29 @@ const context: RequestContext = {
   actor: { kind: 'cli', accountId: null, tenantId: null },
 };
 
-/** Opens the services for one command and closes them afterwards. */
+/**
+ * Opens the services for one command and closes them afterwards, also when the command is
+ * interrupted (SIGINT, SIGTERM), so that a FerretDB started for it never outlives it.
+ */
 async function withServices<T>(action: (services: Services) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const log = pino({ level: 'warn' }, pino.destination(2));
-  const embedded =
-    config.mongodbUri === undefined ? await openEmbeddedDatabase(config.dataDir, 'cli') : undefined;
+  const lifecycle = new Lifecycle({ signalExitCode: 130 });
   try {
-    const services = await openServices(config, log, config.mongodbUri ?? embedded!.uri);
-    try {
-      return await action(services);
-    } finally {
-      await services.close();
-    }
+    const embedded =
+      config.mongodbUri === undefined
+        ? await lifecycle.open(openEmbeddedDatabase(config.dataDir, 'cli'), (database) =>
+            database.release(),
+          )
+        : undefined;
+    const services = await lifecycle.open(
+      openServices(config, log, config.mongodbUri ?? embedded!.uri),
+      (opened) => opened.close(),
+    );
+    lifecycle.ready();
+    return await action(services);
   } finally {
-    await embedded?.release();
+    await lifecycle.close();
   }
 }
 

@@ -13,10 +13,20 @@ const reasons: Record<string, string> = {
   'tenant.invalid_key_bezirksregierung':
     'a Bezirksregierung is keyed by its 3-digit Regierungsbezirk',
   'tenant_name.too_long': 'the name is longer than 200 characters',
-  'tenant_name.invalid_characters': 'the name contains control characters',
+  'tenant_name.invalid_characters':
+    'the name contains control or invisible characters (zero-width, direction marks)',
+  'tenant_name.needs_letter': 'the name must contain at least one letter',
+  'tenant_name.is_other_key': "the name is another tenant's id",
+  'tenant.is_other_name': "the id is another tenant's name",
+  'tenant.invalid_key_named': 'the id of a ministerium or betrieb tenant starts with a letter',
   'tenant_kind.unknown':
     'the kind must be gemeinde, kreis, bezirksregierung, ministerium or betrieb',
   'tenant_parent.unknown': 'the parent tenant does not exist',
+  'tenant_parent.self': 'a tenant cannot be its own parent',
+  'tenant_parent.not_allowed': 'a ministerium or betrieb tenant has no parent',
+  'tenant_parent.wrong_kind':
+    'a gemeinde belongs to a kreis or bezirksregierung, a kreis to a bezirksregierung, a bezirksregierung to the ministerium',
+  'tenant_parent.key_mismatch': "the tenant's key does not start with its parent's key",
   'tenant_parent.cycle': 'the parent is never imported (cycle or missing row)',
   'username.required': 'the username is missing and cannot be derived from the name',
   'username.too_long': 'the username is longer than 64 characters',

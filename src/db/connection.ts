@@ -12,7 +12,12 @@ export async function connect(uri: string): Promise<Connection> {
     serverSelectionTimeoutMS: 10_000,
     maxPoolSize: 20,
   });
-  await connection.asPromise();
+  try {
+    await connection.asPromise();
+  } catch (error) {
+    await connection.close().catch(() => {});
+    throw error;
+  }
   return connection;
 }
 

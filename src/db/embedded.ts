@@ -1,11 +1,14 @@
 /**
  * The embedded database of the default installation: one FerretDB per data directory,
  * shared by the server and the CLI. Two FerretDB processes must never open the same SQLite
- * files (each caches the catalogue in memory), so the first process records its instance in
- * `ferretdb/instance.json` and later ones reuse it while it lives.
+ * files (each caches the catalogue in memory). The process that starts FerretDB holds a
+ * lock on `ferretdb/` for as long as it runs and records the instance in
+ * `ferretdb/instance.json`; later processes reuse that instance or wait for it to go.
  */
-import { readFile, unlink, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+
+import lockfile from 'proper-lockfile';
 
 import { startFerretDB, type FerretDBProcess } from './ferretdb.ts';
 
@@ -29,6 +32,11 @@ export interface EmbeddedDatabase {
   release(): Promise<void>;
 }
 
+/** A holder that stops refreshing the lock (killed, frozen) loses it after this long. */
+const LOCK_STALE_MS = 10_000;
+/** How long to wait for another process's instance to start or to stop. */
+const WAIT_MS = 60_000;
+
 /**
  * Returns the URI of the data directory's FerretDB, starting it if no live one exists.
  * A server refuses to share the directory with another running server; a CLI command
@@ -39,51 +47,108 @@ export async function openEmbeddedDatabase(dataDir: string, role: Role): Promise
   const recordFile = path.join(dir, 'instance.json');
   await mkdir(dir, { recursive: true });
 
-  for (let attempt = 0; attempt < 600; attempt += 1) {
-    const existing = await readLiveRecord(recordFile);
-    if (!existing) break;
-    if (role === 'cli') return { uri: uriFor(existing.port), release: async () => {} };
-    if (existing.role === 'server') {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const unlock = await tryLock(dir);
+    if (unlock) return startOwned(dir, recordFile, role, unlock);
+
+    const running = await readRecord(recordFile);
+    if (running && isAlive(running.ownerPid) && isAlive(running.ferretdbPid)) {
+      if (role === 'cli') return { uri: uriFor(running.port), release: async () => {} };
+      if (running.role === 'server') {
+        throw new EmbeddedDatabaseError(
+          `another flueag-idp server (pid ${running.ownerPid}) is already using ${dataDir}; stop it or choose another DATA_DIR`,
+        );
+      }
+    }
+    if (Date.now() > deadline) {
       throw new EmbeddedDatabaseError(
-        `another flueag-idp server (pid ${existing.ownerPid}) is already using ${dataDir}; stop it or choose another DATA_DIR`,
+        `the embedded database in ${dataDir} stayed locked by another process for ${WAIT_MS / 1000} s; stop it or choose another DATA_DIR`,
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
   }
-
-  const ferretdb = await startFerretDB(dir);
-  const record: InstanceRecord = {
-    role,
-    ownerPid: process.pid,
-    ferretdbPid: ferretdb.pid,
-    port: ferretdb.port,
-  };
-  await writeFile(recordFile, JSON.stringify(record));
-  return { uri: uriFor(ferretdb.port), release: () => stopOwned(ferretdb, recordFile) };
 }
 
-async function stopOwned(ferretdb: FerretDBProcess, recordFile: string): Promise<void> {
-  await ferretdb.stop();
+async function startOwned(
+  dir: string,
+  recordFile: string,
+  role: Role,
+  unlock: () => Promise<void>,
+): Promise<EmbeddedDatabase> {
+  let ferretdb: FerretDBProcess | undefined;
+  try {
+    await stopOrphan(recordFile);
+    ferretdb = await startFerretDB(dir);
+    const record: InstanceRecord = {
+      role,
+      ownerPid: process.pid,
+      ferretdbPid: ferretdb.pid,
+      port: ferretdb.port,
+    };
+    const draft = `${recordFile}.${process.pid}`;
+    await writeFile(draft, JSON.stringify(record));
+    await rename(draft, recordFile);
+  } catch (error) {
+    await ferretdb?.stop();
+    await unlock();
+    throw error;
+  }
+
+  const started = ferretdb;
+  let released = false;
+  return {
+    uri: uriFor(started.port),
+    release: async () => {
+      if (released) return;
+      released = true;
+      await started.stop();
+      await unlink(recordFile).catch(() => {});
+      await unlock();
+    },
+  };
+}
+
+/** Takes the data directory's lock, or returns undefined while another process holds it. */
+async function tryLock(dir: string): Promise<(() => Promise<void>) | undefined> {
+  try {
+    return await lockfile.lock(dir, {
+      lockfilePath: path.join(dir, 'owner.lock'),
+      realpath: false,
+      retries: 0,
+      stale: LOCK_STALE_MS,
+      onCompromised: (error) => {
+        process.stderr.write(
+          `flueag-idp: lost the lock of the embedded database: ${error.message}\n`,
+        );
+      },
+    });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOCKED') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * A previous owner that died without stopping its FerretDB (SIGKILL, power cut) leaves it
+ * running on the same files: end it before starting another.
+ */
+async function stopOrphan(recordFile: string): Promise<void> {
+  const previous = await readRecord(recordFile);
+  if (!previous) return;
+  if (isAlive(previous.ferretdbPid) && (await isFerretDB(previous.ferretdbPid))) {
+    process.kill(previous.ferretdbPid, 'SIGTERM');
+    while (isAlive(previous.ferretdbPid)) await sleep(50);
+  }
   await unlink(recordFile).catch(() => {});
 }
 
-async function readLiveRecord(file: string): Promise<InstanceRecord | undefined> {
-  let record: InstanceRecord;
+async function readRecord(file: string): Promise<InstanceRecord | undefined> {
   try {
-    record = JSON.parse(await readFile(file, 'utf8')) as InstanceRecord;
+    return JSON.parse(await readFile(file, 'utf8')) as InstanceRecord;
   } catch {
     return undefined;
   }
-  if (isAlive(record.ownerPid) && isAlive(record.ferretdbPid)) return record;
-
-  // The owner died without stopping its FerretDB (SIGKILL, power cut): end the orphan
-  // before another instance opens the same files.
-  if (isAlive(record.ferretdbPid) && (await isFerretDB(record.ferretdbPid))) {
-    process.kill(record.ferretdbPid, 'SIGTERM');
-    while (isAlive(record.ferretdbPid)) await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  await unlink(file).catch(() => {});
-  return undefined;
 }
 
 async function isFerretDB(pid: number): Promise<boolean> {
@@ -99,5 +164,7 @@ function isAlive(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const uriFor = (port: number) => `mongodb://127.0.0.1:${port}/flueag`;

@@ -112,7 +112,11 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     );
     const errors = form.error
       ? [{ text: t(form.error) }]
-      : Object.entries(fieldErrors).map(([field, text]) => ({ field, text }));
+      : Object.entries(fieldErrors).map(([field, text]) => ({
+          field,
+          label: t(`login.${field}`),
+          text,
+        }));
     // The browser had a session that is gone now (expired, or ended because the account
     // was deactivated), or the session's account can no longer sign in.
     const sessionEnded =
@@ -137,6 +141,13 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       pageLanguage(ctx, details.params.ui_locales),
     );
   }
+
+  /** The label of each field of the password-change form, named in the error summary. */
+  const passwordFieldLabels: Record<string, string> = {
+    current_password: 'password_change.current',
+    new_password: 'password_change.new',
+    new_password_confirm: 'password_change.confirm',
+  };
 
   async function renderPasswordChange(
     ctx: Context,
@@ -165,7 +176,11 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       ]),
     );
     const errors = Object.entries(problems).flatMap(([field, keys]) =>
-      keys.map((key) => ({ field, text: t(key, params) })),
+      keys.map((key) => ({
+        field,
+        label: t(passwordFieldLabels[field] ?? field),
+        text: t(key, params),
+      })),
     );
 
     ctx.status = status;

@@ -39,9 +39,12 @@ const tokens = new Tokens();
 const CSRF_COOKIE = 'flueag.csrf';
 
 /**
- * Synchronizer tokens bound to a per-browser secret in an HttpOnly, SameSite=Strict cookie
+ * Synchronizer tokens bound to a per-browser secret in an HttpOnly, SameSite=Lax cookie
  * (OWASP CSRF cheat sheet, "signed double submit"). The cookie is signed with the provider's
- * cookie keys, so a sibling domain cannot plant a secret of its own.
+ * cookie keys, so a sibling domain cannot plant a secret of its own. Lax, not Strict: a
+ * sign-in page is reached by a cross-site navigation from the relying party, and a Strict
+ * cookie would be missing there, so a second tab would replace the secret of the first and
+ * make its form fail. The token in the form is what protects; SameSite only adds depth.
  */
 export function csrfToken(ctx: Context): string {
   let secret = ctx.cookies.get(CSRF_COOKIE, { signed: true });
@@ -49,7 +52,7 @@ export function csrfToken(ctx: Context): string {
     secret = tokens.secretSync();
     ctx.cookies.set(CSRF_COOKIE, secret, {
       httpOnly: true,
-      sameSite: 'strict',
+      sameSite: 'lax',
       signed: true,
       secure: ctx.secure,
       path: '/',

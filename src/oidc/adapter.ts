@@ -60,19 +60,29 @@ interface ConsumptionMarker {
   expiresAt: Date;
 }
 
+/** What the adapter tells the provider about revocations it performs or observes. */
+export interface AdapterHooks {
+  /** A Grant record was deleted; `accountId` is whom it belonged to. */
+  onGrantDeleted?: (grantId: string, accountId: string | null) => void;
+  /** A grant was revoked because one of its codes or tokens was used twice in parallel. */
+  onReuse?: (grantId: string) => void;
+}
+
 export class MongoAdapter implements Adapter {
   readonly #name: string;
   readonly #collection: Collection<StoredRecord>;
   readonly #consumptions: Collection<ConsumptionMarker>;
   readonly #db: Db;
   readonly #now: () => number;
+  readonly #hooks: AdapterHooks;
 
-  constructor(db: Db, name: string, now: () => number = Date.now) {
+  constructor(db: Db, name: string, options: { now?: () => number } & AdapterHooks = {}) {
     this.#db = db;
     this.#name = name;
     this.#collection = db.collection<StoredRecord>(collectionName(name));
     this.#consumptions = db.collection<ConsumptionMarker>('oidc_consumption');
-    this.#now = now;
+    this.#now = options.now ?? Date.now;
+    this.#hooks = options;
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
@@ -120,7 +130,11 @@ export class MongoAdapter implements Adapter {
       await this.#consumptions.insertOne({ _id: `${this.#name}:${id}`, expiresAt });
     } catch (error) {
       if ((error as { code?: number }).code !== 11000) throw error;
-      if (record?.grantId) await revokeGrantRecords(this.#db, record.grantId);
+      if (record?.grantId) {
+        const owner = await revokeGrantRecords(this.#db, record.grantId);
+        this.#hooks.onGrantDeleted?.(record.grantId, owner);
+        this.#hooks.onReuse?.(record.grantId);
+      }
       throw new errors.InvalidGrant('already used; its grant was revoked');
     }
     await this.#collection.updateOne(
@@ -130,7 +144,13 @@ export class MongoAdapter implements Adapter {
   }
 
   async destroy(id: string): Promise<void> {
-    await this.#collection.deleteOne({ _id: id });
+    if (this.#name !== 'Grant') {
+      await this.#collection.deleteOne({ _id: id });
+      return;
+    }
+    // Without a projection: FerretDB 1.24 refuses `fields` on findAndModify.
+    const grant = await this.#collection.findOneAndDelete({ _id: id });
+    this.#hooks.onGrantDeleted?.(id, grant?.accountId ?? null);
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
@@ -146,14 +166,18 @@ export class MongoAdapter implements Adapter {
 }
 
 /**
- * Deletes a grant and every code and token issued under it. Deleting the Grant first makes
- * opaque access tokens and refresh tokens fail at once: the provider checks their Grant.
+ * Deletes a grant and every code and token issued under it, and returns the account the
+ * grant belonged to. Deleting the Grant first makes opaque access tokens and refresh tokens
+ * fail at once: the provider checks their Grant.
  */
-export async function revokeGrantRecords(db: Db, grantId: string): Promise<void> {
-  await db.collection<StoredRecord>(collectionName('Grant')).deleteOne({ _id: grantId });
+export async function revokeGrantRecords(db: Db, grantId: string): Promise<string | null> {
+  const grant = await db
+    .collection<StoredRecord>(collectionName('Grant'))
+    .findOneAndDelete({ _id: grantId });
   for (const model of grantBoundModels) {
     await db.collection<StoredRecord>(collectionName(model)).deleteMany({ grantId });
   }
+  return grant?.accountId ?? null;
 }
 
 /** Creates the indexes the adapter, revocation and housekeeping query by. Idempotent. */

@@ -36,10 +36,20 @@ export const DEFAULT_SIGNING_ALG = 'ES256';
 
 export function createProvider(deps: ProviderDeps): Provider {
   const { config, keys, db } = deps;
+  const grantOwners = new GrantOwners();
   const findAccount = accountFinder(deps.accounts, deps.tenants);
 
   const configuration: Configuration = {
-    adapter: (name: string) => new MongoAdapter(db, name),
+    adapter: (name: string) =>
+      new MongoAdapter(db, name, {
+        onGrantDeleted: (grantId, accountId) => grantOwners.note(Provider.ctx, grantId, accountId),
+        // A parallel reuse is caught by the adapter, not the library: report its revocation
+        // as the library reports a sequential one.
+        onReuse: (grantId) => {
+          const ctx = Provider.ctx;
+          if (ctx) provider.emit('grant.revoked', ctx, grantId);
+        },
+      }),
     // Clients live in the database (the adapter's Client model), managed by the CLI.
     clients: [],
     clientDefaults: {
@@ -70,11 +80,15 @@ export function createProvider(deps: ProviderDeps): Provider {
       devInteractions: { enabled: false },
       claimsParameter: { enabled: true },
       // DOC#featuresintrospection: confidential clients (the reporting API among them) may
-      // introspect any token; a public client only its own.
+      // introspect any token; a public client only its own. A token of an account that
+      // `findAccount` no longer serves (deactivated, or its password must change) is
+      // inactive, as it is at the userinfo endpoint.
       introspection: {
         enabled: true,
-        allowedPolicy: (_ctx, client, token) =>
-          client.clientAuthMethod !== 'none' || token.clientId === client.clientId,
+        allowedPolicy: async (ctx, client, token) =>
+          (client.clientAuthMethod !== 'none' || token.clientId === client.clientId) &&
+          (!('accountId' in token) ||
+            (await findAccount(ctx, token.accountId, token)) !== undefined),
       },
       // DOC#featuresrevocation: a client revokes only tokens issued to it.
       revocation: {
@@ -151,7 +165,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustedProxyHops > 0;
   if (config.trustedProxyHops > 0) provider.maxIpsCount = config.trustedProxyHops;
-  listen(provider, deps);
+  listen(provider, deps, grantOwners);
   return provider;
 }
 
@@ -182,7 +196,7 @@ function renderProviderError(
 }
 
 /** Log and audit lines from the provider's events (docs/events.md). */
-function listen(provider: Provider, deps: ProviderDeps) {
+function listen(provider: Provider, deps: ProviderDeps, grantOwners: GrantOwners) {
   const { log } = deps;
 
   provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) => {
@@ -209,10 +223,13 @@ function listen(provider: Provider, deps: ProviderDeps) {
   // Revocation by the client, by logout, or by the library after a reused code or a
   // reused refresh token (which revokes the whole grant).
   provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => {
-    void auditProviderEvent(deps, ctx, 'grant.revoked', {
-      grant_id: grantId,
-      route: ctx.oidc?.route,
-    });
+    void auditProviderEvent(
+      deps,
+      ctx,
+      'grant.revoked',
+      { grant_id: grantId, route: ctx.oidc?.route },
+      grantOwners.of(ctx, grantId),
+    );
   });
   provider.on('access_token.destroyed', () => {
     const ctx = Provider.ctx;
@@ -224,16 +241,37 @@ function listen(provider: Provider, deps: ProviderDeps) {
   });
 }
 
+/**
+ * The accounts of the grants a request deleted: the library announces a revocation by grant
+ * id only, once the grant is gone, and the audit trail names the account.
+ */
+class GrantOwners {
+  readonly #byRequest = new WeakMap<object, Map<string, string>>();
+
+  note(ctx: KoaContextWithOIDC | undefined, grantId: string, accountId: string | null): void {
+    if (!ctx || !accountId) return;
+    let owners = this.#byRequest.get(ctx);
+    if (!owners) this.#byRequest.set(ctx, (owners = new Map()));
+    owners.set(grantId, accountId);
+  }
+
+  of(ctx: KoaContextWithOIDC, grantId: string): string | undefined {
+    return this.#byRequest.get(ctx)?.get(grantId);
+  }
+}
+
 /** One audit event for a provider event, attributed to the account and its tenant. */
 async function auditProviderEvent(
   deps: ProviderDeps,
   ctx: KoaContextWithOIDC,
   action: string,
   details?: Record<string, unknown>,
+  knownAccountId?: string,
 ): Promise<void> {
   const entities = ctx.oidc?.entities as
     Record<string, { accountId?: string } | undefined> | undefined;
   const accountId =
+    knownAccountId ??
     ctx.oidc?.session?.accountId ??
     entities?.RefreshToken?.accountId ??
     entities?.AccessToken?.accountId ??
@@ -246,7 +284,11 @@ async function auditProviderEvent(
       {
         requestId: ctx.state.requestId as string | undefined,
         ip: ctx.ip,
-        actor: { kind: 'account', accountId, tenantId },
+        // At the token and revocation endpoints the relying party acts; elsewhere (logout)
+        // the person in the browser does.
+        actor: ['token', 'revocation'].includes(ctx.oidc?.route ?? '')
+          ? { kind: 'client', clientId: ctx.oidc?.client?.clientId ?? null }
+          : { kind: 'account', accountId, tenantId },
       },
       {
         tenantId,

@@ -2,7 +2,7 @@
 import type { AuditTrail, RequestContext } from '../audit/trail.ts';
 import { conflict } from '../errors.ts';
 import { nameKey } from '../accounts/normalize.ts';
-import { newTenantSchema, parseInput } from '../validation.ts';
+import { newTenantSchema, parentKinds, parseInput, type NewTenantInput } from '../validation.ts';
 import { ValidationError } from '../errors.ts';
 import type { Tenant, TenantModel } from './model.ts';
 
@@ -65,13 +65,8 @@ export class TenantDirectory {
     context: RequestContext,
   ): Promise<{ tenant: Tenant; created: boolean }> {
     const tenant = parseInput(newTenantSchema, input);
-    if (
-      tenant.parent !== null &&
-      tenant.parent !== tenant.id &&
-      !(await this.#tenants.exists({ _id: tenant.parent }))
-    ) {
-      throw new ValidationError({ parent: ['tenant_parent.unknown'] });
-    }
+    await this.#checkParent(tenant);
+    await this.#checkNameAgainstKeys(tenant);
 
     const existing = await this.#tenants.findById(tenant.id).lean();
     if (existing) {
@@ -117,5 +112,33 @@ export class TenantDirectory {
     });
     const created = await this.#tenants.findById(tenant.id).lean();
     return { tenant: created!, created: true };
+  }
+
+  /** The parent exists, is of a kind this kind reports to, and its official key is a prefix. */
+  async #checkParent(tenant: NewTenantInput): Promise<void> {
+    if (tenant.parent === null) return;
+    const parent = await this.#tenants.findById(tenant.parent).lean();
+    if (!parent) throw new ValidationError({ parent: ['tenant_parent.unknown'] });
+    if (!parentKinds[tenant.kind].includes(parent.kind)) {
+      throw new ValidationError({ parent: ['tenant_parent.wrong_kind'] });
+    }
+    // Official keys nest: 051 (Bezirksregierung) ⊃ 05158 (Kreis) ⊃ 05158004 (Gemeinde).
+    if (/^\d+$/.test(parent._id) && !tenant.id.startsWith(parent._id)) {
+      throw new ValidationError({ parent: ['tenant_parent.key_mismatch'] });
+    }
+  }
+
+  /**
+   * The sign-in form accepts a key or a name: neither may be another tenant's other one,
+   * or the tenant a person means could not be told apart.
+   */
+  async #checkNameAgainstKeys(tenant: NewTenantInput): Promise<void> {
+    const key = nameKey(tenant.name);
+    if (key !== tenant.id && (await this.#tenants.exists({ _id: key }))) {
+      throw new ValidationError({ name: ['tenant_name.is_other_key'] });
+    }
+    if (await this.#tenants.exists({ nameKey: tenant.id, _id: { $ne: tenant.id } })) {
+      throw new ValidationError({ id: ['tenant.is_other_name'] });
+    }
   }
 }

@@ -98,6 +98,77 @@ describe('tenant add', () => {
     }
     expect(await test.services.tenants.find('99999999')).toBeNull();
   });
+
+  it('keeps the register consistent: visible names, nesting keys, fitting parents', async () => {
+    const refusals = [
+      [
+        ['05158901', '--name', 'Nulls\u200bbreite', '--kind', 'gemeinde'],
+        'tenant_name.invalid_characters',
+      ],
+      [
+        ['05158902', '--name', 'Richtung\u202e', '--kind', 'gemeinde'],
+        'tenant_name.invalid_characters',
+      ],
+      [['05158903', '--name', '05158', '--kind', 'gemeinde'], 'tenant_name.needs_letter'],
+      [['05158904', '--name', 'Ministerium', '--kind', 'gemeinde'], 'tenant_name.is_other_key'],
+      [
+        ['05158905', '--name', 'Selbst', '--kind', 'gemeinde', '--parent', '05158905'],
+        'tenant_parent.self',
+      ],
+      [
+        ['05111906', '--name', 'Unter Gemeinde', '--kind', 'gemeinde', '--parent', '05111000'],
+        'tenant_parent.wrong_kind',
+      ],
+      [
+        ['05159', '--name', 'Kreis unter Kreis', '--kind', 'kreis', '--parent', '05158'],
+        'tenant_parent.wrong_kind',
+      ],
+      [
+        ['05334907', '--name', 'Falscher Kreis', '--kind', 'gemeinde', '--parent', '05158'],
+        'tenant_parent.key_mismatch',
+      ],
+      [
+        ['12345', '--name', 'Zahlenministerium', '--kind', 'ministerium'],
+        'tenant.invalid_key_named',
+      ],
+      [
+        ['betrieb', '--name', 'IT.NRW', '--kind', 'betrieb', '--parent', 'ministerium'],
+        'tenant_parent.not_allowed',
+      ],
+    ] as const;
+    for (const [[id, ...options], code] of refusals) {
+      const args = Object.fromEntries(
+        Array.from({ length: options.length / 2 }, (_, i) => [
+          options[2 * i]!.slice(2),
+          options[2 * i + 1]!,
+        ]),
+      );
+      const refused = await test.services.tenants
+        .add({ id, parent: null, ...args }, { actor: { kind: 'cli' } })
+        .catch((error: { fields?: Record<string, string[]> }) => error.fields);
+      expect({ id, refused: Object.values(refused ?? {}).flat() }).toEqual({ id, refused: [code] });
+    }
+
+    const viaCli = await cliJson('tenant', 'add', ...refusals[0][0]);
+    expect(viaCli.code).toBe(1);
+    expect(JSON.stringify(viaCli.json.error)).toContain('tenant_name.invalid_characters');
+
+    const nested = await cliJson(
+      'tenant',
+      'add',
+      '05158908',
+      '--name',
+      'Neue Stadt',
+      '--kind',
+      'gemeinde',
+      '--parent',
+      '05158',
+    );
+    expect(nested).toMatchObject({
+      code: 0,
+      json: { tenant: { id: '05158908', parent: '05158' } },
+    });
+  });
 });
 
 describe('admins import', () => {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as oidc from 'openid-client';
 
 import { asRedirect, exchange } from '../support/browser.ts';
-import { credentials, openSignIn, signInForTokens } from '../support/flows.ts';
+import { auditEvents, credentials, openSignIn, signInForTokens } from '../support/flows.ts';
 import {
   createAccount,
   createClient,
@@ -42,11 +42,12 @@ function outcomes(results: PromiseSettledResult<unknown>[]) {
 }
 
 describe('parallel redemption', () => {
-  it('redeems one authorization code exactly once among three parallel token requests', async () => {
+  it('redeems one authorization code exactly once among three parallel token requests, and audits the reuse', async () => {
+    const someone = await createAccount(test, person.tenantId);
     for (let round = 1; round <= rounds; round += 1) {
       const { browser, authorization, login } = await openSignIn(client);
       const callback = asRedirect(
-        await browser.submit(login, credentials(person), client.redirectUri),
+        await browser.submit(login, credentials(someone), client.redirectUri),
       );
 
       const results = await Promise.allSettled(
@@ -57,6 +58,19 @@ describe('parallel redemption', () => {
         round,
         succeeded: 1,
         errors: ['invalid_grant', 'invalid_grant'],
+      });
+    }
+    // Each round's grant is revoked by the first loser that finds the code used.
+    const revocations = await auditEvents(test, {
+      action: 'grant.revoked',
+      'target.accountId': someone.account._id,
+    });
+    expect(new Set(revocations.map((event) => event.details?.grant_id)).size).toBe(rounds);
+    for (const event of revocations) {
+      expect(event).toMatchObject({
+        tenantId: someone.tenantId,
+        actor: { kind: 'client', clientId: client.clientId },
+        details: { route: 'token' },
       });
     }
   });

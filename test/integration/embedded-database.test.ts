@@ -2,8 +2,9 @@
  * The embedded FerretDB of the default installation: one instance per data directory,
  * shared by the server and the CLI, whichever starts first.
  */
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,4 +85,104 @@ describe('embedded database', () => {
       await server.release();
     }
   });
+
+  it('lets only one of two servers started at the same moment run, and keeps its instance', async () => {
+    const directory = await mkdtemp(path.join(os.tmpdir(), 'flueag-race-'));
+    try {
+      const [first, second] = await Promise.allSettled([
+        openEmbeddedDatabase(directory, 'server'),
+        openEmbeddedDatabase(directory, 'server'),
+      ]);
+      const opened = [first, second].filter((result) => result.status === 'fulfilled');
+      const refused = [first, second].filter((result) => result.status === 'rejected');
+      expect(opened).toHaveLength(1);
+      expect(String(refused[0]?.reason)).toMatch(/already using/);
+
+      const winner = opened[0]!.value;
+      const command = await openEmbeddedDatabase(directory, 'cli');
+      expect(command.uri).toBe(winner.uri);
+      const connection = await mongoose.createConnection(winner.uri).asPromise();
+      expect((await connection.db!.command({ ping: 1 })).ok).toBe(1);
+      await connection.close();
+      await winner.release();
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('stops its FerretDB when start-up is interrupted', async () => {
+    const directory = await mkdtemp(path.join(os.tmpdir(), 'flueag-interrupt-'));
+    try {
+      const server = startProvider(directory, 0);
+      const record = await waitForRecord(directory);
+      server.process.kill('SIGINT');
+
+      expect(await server.exited).toBe(0);
+      expect(isRunning(record.ferretdbPid)).toBe(false);
+      await expect(readFile(instanceFile(directory), 'utf8')).rejects.toThrow(/ENOENT/);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('seeds the demo only once the server listens, so no printed password is lost', async () => {
+    const directory = await mkdtemp(path.join(os.tmpdir(), 'flueag-busy-'));
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const busyPort = (blocker.address() as net.AddressInfo).port;
+    try {
+      const server = startProvider(directory, busyPort);
+      expect(await server.exited).toBe(1);
+      expect(server.output()).toMatch(/the port is already in use/);
+      expect(server.output()).not.toMatch(/Einmal-Kennwort/);
+
+      const database = await openEmbeddedDatabase(directory, 'cli');
+      const connection = await mongoose.createConnection(database.uri).asPromise();
+      expect(await connection.db!.collection('tenants').countDocuments()).toBe(0);
+      await connection.close();
+      await database.release();
+    } finally {
+      blocker.close();
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
 });
+
+/** `npm start` in `directory` on `port`, with its exit status and everything it printed. */
+function startProvider(directory: string, port: number) {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATA_DIR: directory,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    ISSUER: `http://127.0.0.1:${port}`,
+    LOG_LEVEL: 'warn',
+  };
+  delete env.MONGODB_URI;
+  const child = spawn(process.execPath, [path.join(root, 'src/main.ts')], { env, cwd: root });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return { process: child, exited, output: () => output };
+}
+
+const instanceFile = (directory: string) => path.join(directory, 'ferretdb', 'instance.json');
+
+async function waitForRecord(directory: string): Promise<{ ferretdbPid: number }> {
+  for (let attempt = 0; attempt < 300; attempt += 1) {
+    const record = await readFile(instanceFile(directory), 'utf8').catch(() => undefined);
+    if (record) return JSON.parse(record) as { ferretdbPid: number };
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error('FerretDB did not start');
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

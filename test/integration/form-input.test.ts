@@ -37,6 +37,16 @@ beforeAll(async () => {
 });
 afterAll(() => test.close());
 
+/** The label of each form field, which the error summary names before the message. */
+const labels: Record<string, string> = {
+  tenant: 'Kommune / Behörde',
+  username: 'Benutzername',
+  password: 'Kennwort',
+  current_password: 'Bisheriges Kennwort',
+  new_password: 'Neues Kennwort',
+  new_password_confirm: 'Neues Kennwort wiederholen',
+};
+
 /** A field's value: one string, several (a repeated field), or absent. */
 type Value = string | readonly string[] | undefined;
 
@@ -88,6 +98,9 @@ describe('sign-in form', () => {
       const fieldError = page.document.querySelector(`#${field}-error`)?.textContent;
       if (message) expect(fieldError).toBe(message);
       else expect(fieldMessages).toContain(fieldError);
+      expect(page.document.querySelector(`.error-summary a[href="#${field}"]`)?.textContent).toBe(
+        `${labels[field]}: ${fieldError}`,
+      );
       expect(page.document.querySelector(`#${field}`)?.getAttribute('aria-invalid')).toBe('true');
       expect(page.document.querySelector('form')?.getAttribute('action')).toMatch(/\/login$/);
       expect(page.html).not.toContain(person.password);
@@ -295,6 +308,9 @@ describe('password-change form', () => {
       const fieldError = refused.document.querySelector(`#${field}-error`)?.textContent;
       if (message) expect(fieldError).toBe(message);
       else expect(fieldMessages).toContain(fieldError);
+      expect(
+        refused.document.querySelector(`.error-summary a[href="#${field}"]`)?.textContent,
+      ).toBe(`${labels[field]}: ${fieldError}`);
       expect(refused.document.querySelector('form')?.getAttribute('action')).toMatch(/\/password$/);
       expect(refused.html).not.toContain(newPassword);
       await expectUnchanged(before);

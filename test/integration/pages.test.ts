@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
-import { asPage, Browser, text } from '../support/browser.ts';
+import { asPage, asRedirect, Browser, text } from '../support/browser.ts';
 import { credentials, openSignIn } from '../support/flows.ts';
 import {
   createAccount,
@@ -40,6 +40,19 @@ describe('pages', () => {
     const reloaded = asPage(await browser.visit(refused.url));
     expect(reloaded.status).toBe(200);
     expect(reloaded.document.querySelector('form')?.getAttribute('action')).toMatch(/\/login$/);
+  });
+
+  it('signs in from the first of two tabs that the relying party opened', async () => {
+    const person = await createAccount(test, tenantId);
+    const first = await openSignIn(client);
+    const second = await openSignIn(client, {}, first.browser);
+    expect(second.login.url).not.toBe(first.login.url);
+
+    const callback = asRedirect(
+      await first.browser.submit(first.login, credentials(person), client.redirectUri),
+    );
+    expect(callback.searchParams.get('state')).toBe(first.authorization.state);
+    expect(callback.searchParams.get('code')).toBeTruthy();
   });
 
   it('answers a wrong method on an interaction route with a German page, not plain text', async () => {

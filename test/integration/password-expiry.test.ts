@@ -148,6 +148,24 @@ describe('password expiry', () => {
     expect((await storedAccount(test, person.account._id)).password.hash).toBe(before);
   });
 
+  it('stops serving an access token at userinfo and introspection once the password expired', async () => {
+    const person = await createAccount(test, tenantId);
+    const { tokens } = await signInForTokens(client, person);
+    const sub = tokens.claims()!.sub;
+    expect(await oidc.tokenIntrospection(client.config, tokens.access_token)).toMatchObject({
+      active: true,
+    });
+
+    await updateAccount(test, person.account._id, { 'password.changedAt': daysAgo(181) });
+
+    expect(await oidc.tokenIntrospection(client.config, tokens.access_token)).toEqual({
+      active: false,
+    });
+    await expect(oidc.fetchUserInfo(client.config, tokens.access_token, sub)).rejects.toMatchObject(
+      { status: 401 },
+    );
+  });
+
   it('answers prompt=none with interaction_required when the password expired during the session', async () => {
     const person = await createAccount(test, tenantId);
     const { browser } = await signInForTokens(client, person);

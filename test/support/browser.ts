@@ -15,13 +15,20 @@ export interface Page {
   document: HTMLElement;
 }
 
+/**
+ * Which cookies a request carries (RFC 6265bis): `same-site` sends them all, `cross-site` (a
+ * top-level navigation from the relying party's site, and its redirects) omits SameSite=Strict.
+ */
+export type Site = 'same-site' | 'cross-site';
+
 export class Browser {
   readonly jar = new CookieJar();
 
   /** One request; cookies are sent and stored, redirects are not followed. */
-  async request(url: string, init: RequestInit = {}): Promise<Response> {
+  async request(url: string, init: RequestInit = {}, site: Site = 'same-site'): Promise<Response> {
     const headers = new Headers(init.headers);
-    headers.set('cookie', await this.jar.getCookieString(url));
+    const sameSiteContext = site === 'same-site' ? 'strict' : 'lax';
+    headers.set('cookie', await this.jar.getCookieString(url, { sameSiteContext }));
     if (!headers.has('accept')) headers.set('accept', 'text/html');
     const response = await fetch(url, { ...init, headers, redirect: 'manual' });
     for (const cookie of response.headers.getSetCookie())
@@ -33,14 +40,19 @@ export class Browser {
    * Follows redirects from `url` until a page is reached or a redirect leaves for
    * `stopAt` (the relying party's callback, which nobody serves in tests).
    */
-  async visit(url: string, stopAt?: string, init?: RequestInit): Promise<Page | URL> {
+  async visit(
+    url: string,
+    stopAt?: string,
+    init?: RequestInit,
+    site: Site = 'same-site',
+  ): Promise<Page | URL> {
     let next = url;
-    let response = await this.request(next, init);
+    let response = await this.request(next, init, site);
     for (let hops = 0; hops < 20 && response.status >= 300 && response.status < 400; hops += 1) {
       const location = new URL(response.headers.get('location')!, next).href;
       if (stopAt && location.startsWith(stopAt)) return new URL(location);
       next = location;
-      response = await this.request(next);
+      response = await this.request(next, {}, site);
     }
     const html = await response.text();
     return { url: next, status: response.status, html, document: parse(html) };

@@ -44,14 +44,17 @@ export interface SignInPage {
   login: Page;
 }
 
-/** Starts an authorization request in `browser` and returns the page it leads to. */
+/**
+ * Starts an authorization request in `browser`, as a link on the relying party's site does,
+ * and returns the page it leads to.
+ */
 export async function openSignIn(
   client: TestClient,
   params: Record<string, string> = {},
   browser = new Browser(),
 ): Promise<SignInPage> {
   const authorization = await authorizationRequest(client, params);
-  const login = asPage(await browser.visit(authorization.url.href));
+  const login = asPage(await browser.visit(authorization.url.href, undefined, {}, 'cross-site'));
   return { browser, authorization, login };
 }
 
