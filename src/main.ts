@@ -4,13 +4,12 @@
  * the server, then the database, also when they arrive during start-up.
  */
 import { loadConfig, type Config } from './config.ts';
-import { openEmbeddedDatabase } from './db/embedded.ts';
 import { seedDemo, type DemoCredentials } from './demo/seed.ts';
 import { operatorMessage } from './failures.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { createLogger, type Logger } from './log.ts';
 import { startServer } from './server.ts';
-import { openServices } from './services.ts';
+import { openConfiguredServices } from './services.ts';
 
 let log: Logger | undefined;
 const lifecycle = new Lifecycle({
@@ -22,16 +21,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   log = createLogger(config.logLevel);
 
-  const embedded =
-    config.mongodbUri === undefined
-      ? await lifecycle.open(openEmbeddedDatabase(config.dataDir, 'server'), (database) =>
-          database.release(),
-        )
-      : undefined;
-  const services = await lifecycle.open(
-    openServices(config, log, config.mongodbUri ?? embedded!.uri),
-    (opened) => opened.close(),
-  );
+  const services = await openConfiguredServices(config, log, lifecycle, 'server');
   const server = await lifecycle.open(
     startServer(services, { port: config.port, host: config.host, demo: config.seedDemo }),
     (running) => running.close(),
@@ -45,7 +35,7 @@ async function main(): Promise<void> {
       event: 'server.started',
       issuer: config.issuer,
       url: server.url,
-      embedded_database: embedded !== undefined,
+      embedded_database: config.mongodbUri === undefined,
     },
     'flueag-idp is listening',
   );

@@ -13,7 +13,9 @@ import { SignIn } from './accounts/sign-in.ts';
 import { AuditTrail, auditModel } from './audit/trail.ts';
 import type { Config } from './config.ts';
 import { connect, ping } from './db/connection.ts';
+import { openEmbeddedDatabase, type Role } from './db/embedded.ts';
 import { Leases } from './db/leases.ts';
+import type { Lifecycle } from './lifecycle.ts';
 import type { Logger } from './log.ts';
 import { createAdapterIndexes } from './oidc/adapter.ts';
 import { ClientRegistry } from './oidc/clients.ts';
@@ -36,6 +38,26 @@ export interface Services {
   hasher: PasswordHasher;
   databaseReady(): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/**
+ * Opens the configured database (the embedded FerretDB of the data directory unless
+ * `MONGODB_URI` is set) and the services on it; `lifecycle` closes both.
+ */
+export async function openConfiguredServices(
+  config: Config,
+  log: Logger,
+  lifecycle: Lifecycle,
+  role: Role,
+): Promise<Services> {
+  const uri =
+    config.mongodbUri ??
+    (
+      await lifecycle.open(openEmbeddedDatabase(config.dataDir, role), (database) =>
+        database.release(),
+      )
+    ).uri;
+  return lifecycle.open(openServices(config, log, uri), (services) => services.close());
 }
 
 /** Connects to `uri`, creates indexes and wires the services. */

@@ -13,12 +13,11 @@ import { NominationImport, nominationColumns, type ImportReport } from '../accou
 import { accountModel, permissions, type Account } from '../accounts/model.ts';
 import type { RequestContext } from '../audit/trail.ts';
 import { loadConfig } from '../config.ts';
-import { openEmbeddedDatabase } from '../db/embedded.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import { operatorMessage } from '../failures.ts';
 import { Lifecycle } from '../lifecycle.ts';
 import { loadKeyMaterial, rotate, saveKeyMaterial } from '../oidc/keys.ts';
-import { openServices, type Services } from '../services.ts';
+import { openConfiguredServices, type Services } from '../services.ts';
 import { tenantKinds } from '../tenants/model.ts';
 import { importTenants, tenantColumns } from '../tenants/import.ts';
 import { InputFileError, readCsv } from './csv.ts';
@@ -38,16 +37,7 @@ async function withServices<T>(action: (services: Services) => Promise<T>): Prom
   const log = pino({ level: 'warn' }, pino.destination(2));
   const lifecycle = new Lifecycle({ signalExitCode: 130 });
   try {
-    const embedded =
-      config.mongodbUri === undefined
-        ? await lifecycle.open(openEmbeddedDatabase(config.dataDir, 'cli'), (database) =>
-            database.release(),
-          )
-        : undefined;
-    const services = await lifecycle.open(
-      openServices(config, log, config.mongodbUri ?? embedded!.uri),
-      (opened) => opened.close(),
-    );
+    const services = await openConfiguredServices(config, log, lifecycle, 'cli');
     lifecycle.ready();
     return await action(services);
   } finally {

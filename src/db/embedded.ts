@@ -12,7 +12,7 @@ import lockfile from 'proper-lockfile';
 
 import { startFerretDB, type FerretDBProcess } from './ferretdb.ts';
 
-type Role = 'server' | 'cli';
+export type Role = 'server' | 'cli';
 
 export class EmbeddedDatabaseError extends Error {
   override name = 'EmbeddedDatabaseError';
