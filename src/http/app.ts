@@ -14,6 +14,7 @@ import { errors as oidcErrors } from 'oidc-provider';
 
 import { AppError } from '../errors.ts';
 import { offlineAccessWithoutConsentPage } from '../oidc/grants.ts';
+import { awaitProviderEventWrites } from '../oidc/provider.ts';
 import type { Logger } from '../log.ts';
 import { interactionRoutes, type InteractionDeps } from './interactions.ts';
 import { securityHeaders } from './security.ts';
@@ -35,6 +36,7 @@ const stylesheet = readFileSync(
 /** Adds our middleware and routes to the provider and returns it. */
 export function mountHttp(provider: Provider, deps: HttpDeps): Provider {
   provider.use(requestLog(deps.log));
+  provider.use(awaitProviderEventWrites);
   provider.use(securityHeaders());
   provider.use(errorPages(deps));
   provider.use(offlineAccessWithoutConsentPage);

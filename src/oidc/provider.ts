@@ -3,6 +3,7 @@
  * documentation it follows (https://github.com/panva/node-oidc-provider/blob/main/docs/README.md,
  * written DOC#anchor below).
  */
+import type { Context, Next } from 'koa';
 import type { Db } from 'mongodb';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 
@@ -223,22 +224,46 @@ function listen(provider: Provider, deps: ProviderDeps, grantOwners: GrantOwners
   // Revocation by the client, by logout, or by the library after a reused code or a
   // reused refresh token (which revokes the whole grant).
   provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => {
-    void auditProviderEvent(
-      deps,
+    beforeResponse(
       ctx,
-      'grant.revoked',
-      { grant_id: grantId, route: ctx.oidc?.route },
-      grantOwners.of(ctx, grantId),
+      auditProviderEvent(
+        deps,
+        ctx,
+        'grant.revoked',
+        { grant_id: grantId, route: ctx.oidc?.route },
+        grantOwners.of(ctx, grantId),
+      ),
     );
   });
   provider.on('access_token.destroyed', () => {
     const ctx = Provider.ctx;
     if (ctx?.oidc?.route === 'revocation')
-      void auditProviderEvent(deps, ctx, 'token.revoked', { type: 'access_token' });
+      beforeResponse(ctx, auditProviderEvent(deps, ctx, 'token.revoked', { type: 'access_token' }));
   });
   provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
-    void auditProviderEvent(deps, ctx, 'logout');
+    beforeResponse(ctx, auditProviderEvent(deps, ctx, 'logout'));
   });
+}
+
+const pendingWrites = Symbol('pendingWrites');
+
+/**
+ * The provider's event listeners are synchronous, but what they write belongs to the
+ * request: `awaitProviderEventWrites` holds the response until it is stored, so a relying
+ * party that has its answer finds the audit event in place.
+ */
+function beforeResponse(ctx: KoaContextWithOIDC, write: Promise<void>): void {
+  const state = ctx.state as { [pendingWrites]?: Promise<void>[] };
+  (state[pendingWrites] ??= []).push(write);
+}
+
+/** Koa middleware: the response leaves once the writes of the provider's events are done. */
+export async function awaitProviderEventWrites(ctx: Context, next: Next): Promise<void> {
+  try {
+    await next();
+  } finally {
+    await Promise.all((ctx.state as { [pendingWrites]?: Promise<void>[] })[pendingWrites] ?? []);
+  }
 }
 
 /**
