@@ -2,12 +2,13 @@
  * The HTTP server: the provider with our pages and routes, on the services of `services.ts`.
  */
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
 
 import type Provider from 'oidc-provider';
 
 import { Housekeeping } from './db/housekeeping.ts';
 import { mountHttp } from './http/app.ts';
-import { Views } from './http/views.ts';
+import { translator, Views } from './http/views.ts';
 import { createProvider } from './oidc/provider.ts';
 import type { Services } from './services.ts';
 import { demoRelyingParty } from './demo/relying-party.ts';
@@ -18,6 +19,45 @@ export interface RunningServer {
   /** The base URL the server listens on (not necessarily the issuer behind a proxy). */
   url: string;
   close(): Promise<void>;
+}
+
+/**
+ * Requests that Node's HTTP parser refuses before Koa sees them (headers over 16 kB, an
+ * over-long URL, broken syntax, a request that took too long) get a short German page
+ * instead of an empty answer.
+ */
+function answerMalformedRequest(views: Views) {
+  const t = translator('de');
+  return (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (!socket.writable || (socket as Duplex & { _httpMessage?: unknown })._httpMessage) {
+      socket.destroy();
+      return;
+    }
+    const [status, reason, key] =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', 'error.too_large']
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout', 'error.generic']
+          : [400, 'Bad Request', 'error.generic'];
+    const body = views.page(
+      'error',
+      { title: t('error.title'), message: t(key), code: null },
+      'de',
+    );
+    socket.end(
+      [
+        `HTTP/1.1 ${status} ${reason}`,
+        'Content-Type: text/html; charset=utf-8',
+        `Content-Length: ${Buffer.byteLength(body)}`,
+        'Cache-Control: no-store',
+        'X-Content-Type-Options: nosniff',
+        "Content-Security-Policy: default-src 'none'; style-src 'self'; frame-ancestors 'none'",
+        'Connection: close',
+        '',
+        body,
+      ].join('\r\n'),
+    );
+  };
 }
 
 /** Builds the provider and starts listening on `port` (0 = any free port). */
@@ -35,6 +75,7 @@ export async function startServer(
     tenants: services.tenants,
     views,
     log,
+    issuer: config.issuer,
     databaseReady: services.databaseReady,
     ...(options.demo ? { extraRoutes: demoRelyingParty(config, views) } : {}),
   });
@@ -50,6 +91,7 @@ export async function startServer(
   const server = http.createServer(provider.callback());
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;
+  server.on('clientError', answerMalformedRequest(views));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());

@@ -110,6 +110,7 @@ async function wire(
     audit,
     revoker: new ProviderAccessRevoker(db),
     password: config.password,
+    lockout: config.lockout,
     now,
   });
   const signIn = new SignIn({

@@ -20,7 +20,12 @@ const personNameChars = /^[\p{L}\p{M}' .,-]+$/u;
 /** Trims, composes (NFC) and folds runs of white space of a free-text value. */
 const cleanText = (value: string) => value.normalize('NFC').trim().replace(/\s+/g, ' ');
 
-const text = (field: string, max: number) =>
+/**
+ * Free text that people read (names of tenants, accounts and clients): visible characters
+ * only, cleaned, 1 to `max` characters. Codes: `<field>.required`, `.invalid_characters`,
+ * `.too_long`.
+ */
+export const visibleText = (field: string, max: number) =>
   z
     .string({ error: `${field}.required` })
     .refine((value) => !invisible.test(value), `${field}.invalid_characters`)
@@ -28,7 +33,7 @@ const text = (field: string, max: number) =>
     .pipe(z.string().min(1, `${field}.required`).max(max, `${field}.too_long`));
 
 export const personName = (field: string) =>
-  text(field, 100).pipe(z.string().regex(personNameChars, `${field}.invalid_characters`));
+  visibleText(field, 100).pipe(z.string().regex(personNameChars, `${field}.invalid_characters`));
 
 export const username = z
   .string({ error: 'username.required' })
@@ -84,7 +89,7 @@ export const parentKinds: Record<TenantKind, readonly TenantKind[]> = {
 export const newTenantSchema = z
   .object({
     id: tenantId,
-    name: text('tenant_name', 200).refine(
+    name: visibleText('tenant_name', 200).refine(
       (name) => /\p{L}/u.test(name),
       'tenant_name.needs_letter',
     ),

@@ -9,18 +9,21 @@ const fullwidthAscii = /[\uFF01-\uFF5E]/g;
 const nonAsciiSpace = /[\u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]/g;
 
 const usernameAllowed = /^[\p{L}\p{M}\p{Nd}._@-]+$/u;
+// More combining marks on one letter than any language writes (Vietnamese needs two).
+const markPile = /\p{M}{4,}/u;
+
+/** Trimmed and width-mapped (RFC 8265 §3.3.1): fullwidth ASCII becomes ASCII. */
+const widthMapped = (raw: string) =>
+  raw.trim().replace(fullwidthAscii, (c) => String.fromCharCode(c.charCodeAt(0) - 0xfee0));
 
 /** The comparison key of a username: trimmed, width-mapped, NFC, lower case (ß stays ß). */
 export function usernameKey(raw: string): string {
-  const widthMapped = raw
-    .trim()
-    .replace(fullwidthAscii, (c) => String.fromCharCode(c.charCodeAt(0) - 0xfee0));
-  return widthMapped.normalize('NFC').toLowerCase().normalize('NFC');
+  return widthMapped(raw).normalize('NFC').toLowerCase().normalize('NFC');
 }
 
-/** The username as it is displayed: trimmed and composed, case kept. */
+/** The username as it is displayed: trimmed, width-mapped and composed, case kept. */
 export function usernameDisplay(raw: string): string {
-  return raw.trim().normalize('NFC');
+  return widthMapped(raw).normalize('NFC');
 }
 
 /** Reason code when `raw` cannot be a username, or undefined when it can. */
@@ -29,6 +32,11 @@ export function usernameProblem(raw: string): string | undefined {
   if (key.length === 0) return 'username.required';
   if ([...key].length > 64) return 'username.too_long';
   if (!usernameAllowed.test(key)) return 'username.invalid_characters';
+  // The IdentifierClass of RFC 8264 (§9.17) disallows compatibility characters such as the
+  // ligature ﬀ or the superscript ², which look like other names: a name must be its own
+  // compatibility form.
+  if (key.normalize('NFKC') !== key) return 'username.invalid_characters';
+  if (markPile.test(key)) return 'username.invalid_characters';
   return undefined;
 }
 

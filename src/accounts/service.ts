@@ -10,7 +10,7 @@ import type { Leases } from '../db/leases.ts';
 import { AppError, conflict, notFound, ValidationError } from '../errors.ts';
 import type { TenantDirectory } from '../tenants/directory.ts';
 import { newAccountSchema, parseInput } from '../validation.ts';
-import { emptyLockout } from './lockout.ts';
+import { emptyLockout, isLocked, type LockoutSettings } from './lockout.ts';
 import type { Account, AccountModel, AccountState, PasswordState, Role } from './model.ts';
 import { preparePassword, usernameKey } from './normalize.ts';
 import { passwordProblems, type PasswordPolicySettings } from './password-policy.ts';
@@ -35,6 +35,7 @@ interface AccountServiceDeps {
   audit: AuditTrail;
   revoker: AccessRevoker;
   password: PasswordSettings;
+  lockout: LockoutSettings;
   now: () => Date;
 }
 
@@ -217,16 +218,20 @@ export class AccountService {
     return after;
   }
 
-  /** Lifts a lock after failed sign-ins. */
-  async unlock(accountId: string, context: RequestContext): Promise<void> {
-    const account = await this.#exclusive(accountId, async (stored) => {
-      await this.#deps.accounts.updateOne(
-        { _id: accountId },
-        { $set: { lockout: emptyLockout() } },
-      );
+  /**
+   * Lifts a lock after failed sign-ins; returns false, changing and recording nothing, when
+   * the account is not locked.
+   */
+  async unlock(accountId: string, context: RequestContext): Promise<boolean> {
+    const { accounts, lockout, now } = this.#deps;
+    const unlocked = await this.#exclusive(accountId, async (stored) => {
+      if (!isLocked(stored.lockout, lockout, now())) return undefined;
+      await accounts.updateOne({ _id: accountId }, { $set: { lockout: emptyLockout() } });
       return stored;
     });
-    await this.#record(context, account, 'account.unlocked');
+    if (!unlocked) return false;
+    await this.#record(context, unlocked, 'account.unlocked');
+    return true;
   }
 
   /**

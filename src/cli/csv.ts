@@ -8,6 +8,30 @@ export class InputFileError extends Error {
   override name = 'InputFileError';
 }
 
+/**
+ * Why a file could not be opened, in words an operator acts on instead of an errno code.
+ * `purpose` says whether the file was to be read or to be created.
+ */
+export function describeFileError(error: unknown, purpose: 'read' | 'create'): string {
+  switch ((error as NodeJS.ErrnoException).code) {
+    case 'ENOENT':
+      return purpose === 'read' ? 'the file does not exist' : 'its directory does not exist';
+    case 'EISDIR':
+      return 'it is a directory, not a file';
+    case 'ENOTDIR':
+      return 'a part of the path is not a directory';
+    case 'EACCES':
+    case 'EPERM':
+      return purpose === 'read'
+        ? 'permission denied; the file must be readable by this user'
+        : 'permission denied; the directory must be writable by this user';
+    case 'EEXIST':
+      return 'the file exists already; an existing file is never overwritten, choose a new name';
+    default:
+      return error instanceof Error ? error.message : String(error);
+  }
+}
+
 export type CsvRecord = Record<string, string> & { line: number };
 
 export interface CsvContent {
@@ -28,9 +52,7 @@ export async function readCsv(file: string, required: readonly string[]): Promis
   try {
     bytes = await readFile(file);
   } catch (error) {
-    throw new InputFileError(
-      `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-    );
+    throw new InputFileError(`cannot read ${file}: ${describeFileError(error, 'read')}`);
   }
   if (bytes.length > MAX_BYTES) throw new InputFileError(`${file} is larger than 10 MB`);
 

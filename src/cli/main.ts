@@ -4,6 +4,7 @@
  * `npm start` or started for the duration of the command.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
 import { Command, CommanderError, Option } from 'commander';
@@ -20,7 +21,7 @@ import { loadKeyMaterial, rotate, saveKeyMaterial } from '../oidc/keys.ts';
 import { openConfiguredServices, type Services } from '../services.ts';
 import { tenantKinds } from '../tenants/model.ts';
 import { importTenants, tenantColumns } from '../tenants/import.ts';
-import { InputFileError, readCsv } from './csv.ts';
+import { describeFileError, InputFileError, readCsv } from './csv.ts';
 import { describeReason, Output } from './output.ts';
 
 const context: RequestContext = {
@@ -57,9 +58,16 @@ function withAccount(
   });
 }
 
+/** The version in package.json, which is the version of the whole product. */
+function productVersion(): string {
+  const manifest = new URL('../../package.json', import.meta.url);
+  return (JSON.parse(readFileSync(manifest, 'utf8')) as { version: string }).version;
+}
+
 function program(output: Output): Command {
   const cli = new Command('flueag-idp')
     .description('Operator commands of the FlüAG identity provider')
+    .version(productVersion(), '-V, --version', 'print the version')
     .option('--json', 'machine-readable output on stdout')
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
@@ -257,10 +265,16 @@ function program(output: Output): Command {
     .requiredOption('--username <name>')
     .action((options: { tenant: string; username: string }) =>
       withAccount(options, async ({ accounts }, found) => {
-        await accounts.unlock(found._id, context);
-        output.result({ account: { sub: found._id, username: found.username }, unlocked: true }, [
-          `account ${found.username} in ${found.tenantId} unlocked`,
-        ]);
+        const account = { sub: found._id, username: found.username };
+        if (await accounts.unlock(found._id, context)) {
+          output.result({ account, unlocked: true }, [
+            `account ${found.username} in ${found.tenantId} unlocked`,
+          ]);
+        } else {
+          output.result({ account, unlocked: false, reason: 'not_locked' }, [
+            `account ${found.username} in ${found.tenantId} is not locked; nothing changed`,
+          ]);
+        }
       }),
     );
   account
@@ -296,9 +310,12 @@ function program(output: Output): Command {
       const rotated = rotate(material);
       await saveKeyMaterial(config.keysFile, rotated);
       const kids = rotated.jwks.keys.map((key) => String((key as { kid?: string }).kid));
-      output.result({ keys_file: config.keysFile, signing_kids: kids }, [
+      // Servers read the key file only at start (openServices in services.ts): until they
+      // are restarted they keep signing tokens and cookies with the old keys.
+      output.result({ keys_file: config.keysFile, signing_kids: kids, restart_required: true }, [
         `rotated keys in ${config.keysFile}`,
         `signing keys now: ${kids.join(', ')}`,
+        'running servers keep using the old keys until they are restarted: restart every flueag-idp server now',
       ]);
     });
 
@@ -311,7 +328,7 @@ async function createPasswordsFile(file: string): Promise<FileHandle> {
     return await open(file, 'wx', 0o600);
   } catch (error) {
     throw new InputFileError(
-      `cannot create the passwords file ${file}: ${(error as NodeJS.ErrnoException).code ?? error}`,
+      `cannot create the passwords file ${file}: ${describeFileError(error, 'create')}`,
     );
   }
 }

@@ -49,7 +49,13 @@ const reasons: Record<string, string> = {
   'row.columns': 'the row does not have as many fields as the header',
   'client.exists': 'a client with this id exists',
   'client_id.invalid': 'a client id has 1 to 64 characters A-Z, a-z, 0-9, _ and -',
+  'client_name.required': 'the client name is empty',
+  'client_name.too_long': 'the client name is longer than 100 characters',
+  'client_name.invalid_characters':
+    'the client name contains control or invisible characters (zero-width, direction marks)',
   'redirect_uri.invalid': 'not an absolute URL',
+  'redirect_uri.too_long': 'a redirect URI is longer than 2000 characters',
+  'redirect_uri.wildcard': 'a redirect URI must not contain a wildcard (*); register each URI',
   'redirect_uri.fragment': 'a redirect URI must not contain a fragment',
   'redirect_uri.userinfo': 'a redirect URI must not contain user information',
   'redirect_uri.insecure': 'a redirect URI must use https (http only for localhost)',
@@ -60,6 +66,19 @@ const reasons: Record<string, string> = {
 export const describeReason = (code: string) => reasons[code] ?? code;
 
 type Cell = string | number;
+
+/**
+ * The widest a padded column gets in text output. Every row is padded to the widest cell,
+ * so one overlong value from a file (a 5,000-character username) would otherwise widen
+ * every line of the table. `--json` keeps every value complete.
+ */
+const MAX_CELL_WIDTH = 60;
+
+/** `cell` cut to MAX_CELL_WIDTH characters, the cut marked with an ellipsis. */
+function capped(cell: string): string {
+  const chars = Array.from(cell);
+  return chars.length <= MAX_CELL_WIDTH ? cell : `${chars.slice(0, MAX_CELL_WIDTH - 1).join('')}…`;
+}
 
 export class Output {
   readonly #json: boolean;
@@ -82,8 +101,13 @@ export class Output {
       this.#document.rows = rows;
       return;
     }
+    // The last column is not padded and is never cut: it carries the reasons of a rejected
+    // row and one-time passwords, which must be shown whole.
     const table = rows.map((row) =>
-      cells(row).map((cell, index) => (index === 0 ? `line ${cell}` : String(cell))),
+      cells(row).map((cell, index, all) => {
+        const text = index === 0 ? `line ${cell}` : String(cell);
+        return index === all.length - 1 ? text : capped(text);
+      }),
     );
     const widths = table.reduce<number[]>(
       (max, row) => row.map((cell, i) => Math.max(max[i] ?? 0, cell.length)),

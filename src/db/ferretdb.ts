@@ -131,7 +131,10 @@ export async function startFerretDB(dir: string, port?: number): Promise<FerretD
     `--listen-addr=127.0.0.1:${listenPort}`,
     `--debug-addr=127.0.0.1:${debugPort}`,
     '--telemetry=disable',
-    '--log-level=warn',
+    // At `warn` FerretDB logs every command it does not know (the driver's `endSessions`)
+    // and every "already exists" reply, from every CLI run, so `ferretdb.log` would grow
+    // without bound; errors are what an operator needs to see there.
+    '--log-level=error',
     '--log-format=json',
   ];
   const env = Object.fromEntries(

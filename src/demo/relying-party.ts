@@ -2,29 +2,55 @@
  * A minimal relying party at `/demo`, mounted only for the embedded demo: it lets a person
  * who just ran `npm start` sign in through the real code flow with PKCE and see the claims
  * and scopes the provider issued. It is an ordinary openid-client relying party that talks
- * to this server over HTTP, as the reporting application would.
+ * to this server over HTTP, as the reporting application would. It runs on loopback only:
+ * it answers only requests from this machine and only while the issuer is a loopback URL.
  */
 import Router from '@koa/router';
-import type { Context } from 'koa';
+import type { Context, Next } from 'koa';
 import * as oidc from 'openid-client';
 
 import type { Config } from '../config.ts';
 import type { Views } from '../http/views.ts';
-import { pageLanguage, translator } from '../http/views.ts';
+import { pageLanguage, translator, type Language, type Translate } from '../http/views.ts';
+import type { Logger } from '../log.ts';
 
 export const DEMO_CLIENT_ID = 'demo-rp';
-const STATE_COOKIE = 'flueag.demo';
+const PENDING_COOKIE = 'flueag.demo';
 const SCOPE = 'openid profile email meldeverfahren zahlungsmitteilungen offline_access';
+/** Sign-ins that may be under way at once (tabs); the oldest beyond this is forgotten. */
+const MAX_PENDING = 5;
+/** Claims that count seconds since the epoch (OIDC Core §2, §5.1), shown also as a date. */
+const TIME_CLAIMS = new Set(['exp', 'iat', 'auth_time', 'nbf', 'updated_at']);
+/** The hosts for which the client registry accepts plain-http redirect URIs. */
+const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+interface PendingLogin {
+  state: string;
+  verifier: string;
+  startedAt: number;
+}
 
 export const demoRedirectUris = (issuer: string) => ({
   redirectUri: `${issuer}/demo/callback`,
   postLogoutRedirectUri: `${issuer}/demo`,
 });
 
+/** True when `issuer` names this machine, the only place the demo is offered. */
+export function isLoopbackIssuer(issuer: string): boolean {
+  try {
+    return loopbackHosts.has(new URL(issuer).hostname);
+  } catch {
+    return false;
+  }
+}
+
+const t = (ctx: Context) => translator(pageLanguage(ctx));
+
+/** The routes of the demo relying party. */
 export function demoRelyingParty(config: Config, views: Views): Router {
   const router = new Router();
   const { redirectUri, postLogoutRedirectUri } = demoRedirectUris(config.issuer);
-  const t = (ctx: Context) => translator(pageLanguage(ctx));
+  const pendingMaxAgeMs = config.ttl.interaction * 1000;
   let discovered: Promise<oidc.Configuration> | undefined;
   const relyingParty = () => {
     discovered ??= oidc
@@ -37,27 +63,36 @@ export function demoRelyingParty(config: Config, views: Views): Router {
       });
     return discovered;
   };
-
-  router.get('/demo', (ctx) => {
+  const render = (ctx: Context, data: Record<string, unknown> = {}) =>
     views.render(ctx, 'demo', {
       title: t(ctx)('demo.title'),
       claims: null,
       scope: null,
       logoutUrl: null,
+      ...data,
     });
-  });
+  const showError = (ctx: Context, status: number, error: string) => {
+    ctx.status = status;
+    render(ctx, { error });
+  };
+
+  router.use(onlyLoopback(config.issuer, showError));
+
+  router.get('/demo', (ctx) => render(ctx));
 
   router.get('/demo/login', async (ctx) => {
+    let configuration: oidc.Configuration;
+    try {
+      configuration = await relyingParty();
+    } catch (error) {
+      return showError(ctx, 502, failureText(t(ctx), error, ctx.state.log as Logger));
+    }
+
     const verifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
-    ctx.cookies.set(STATE_COOKIE, JSON.stringify({ verifier, state }), {
-      httpOnly: true,
-      sameSite: 'lax',
-      signed: true,
-      secure: ctx.secure,
-      path: '/demo',
-    });
-    const url = oidc.buildAuthorizationUrl(await relyingParty(), {
+    const pending = readPending(ctx, pendingMaxAgeMs).slice(-(MAX_PENDING - 1));
+    writePending(ctx, [...pending, { state, verifier, startedAt: Date.now() }], pendingMaxAgeMs);
+    const url = oidc.buildAuthorizationUrl(configuration, {
       redirect_uri: redirectUri,
       scope: SCOPE,
       code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
@@ -68,39 +103,27 @@ export function demoRelyingParty(config: Config, views: Views): Router {
   });
 
   router.get('/demo/callback', async (ctx) => {
-    const saved = ctx.cookies.get(STATE_COOKIE, { signed: true });
-    if (!saved) return ctx.redirect('/demo');
-    const { verifier, state } = JSON.parse(saved) as { verifier: string; state: string };
-    ctx.cookies.set(STATE_COOKIE, null, { path: '/demo', signed: true });
+    const login = takePending(ctx, ctx.query.state, pendingMaxAgeMs);
+    if (!login) return showError(ctx, 400, unknownLoginText(t(ctx), ctx.query.error));
 
-    const configuration = await relyingParty();
+    let configuration: oidc.Configuration;
     let tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
     try {
+      configuration = await relyingParty();
       tokens = await oidc.authorizationCodeGrant(configuration, new URL(ctx.url, config.issuer), {
-        pkceCodeVerifier: verifier,
-        expectedState: state,
+        pkceCodeVerifier: login.verifier,
+        expectedState: login.state,
       });
-    } catch (error) {
-      const code = (error as { error?: string }).error ?? 'server_error';
-      ctx.status = 400;
-      return views.render(ctx, 'demo', {
-        title: t(ctx)('demo.title'),
-        claims: null,
-        scope: null,
-        logoutUrl: null,
-        error:
-          code === 'access_denied'
-            ? t(ctx)('demo.access_denied')
-            : `${t(ctx)('demo.failed_generic')} ${code}`,
-      });
+    } catch (failure) {
+      return showError(ctx, 400, failureText(t(ctx), failure, ctx.state.log as Logger));
     }
+
     const logoutUrl = oidc.buildEndSessionUrl(configuration, {
       id_token_hint: tokens.id_token ?? '',
       post_logout_redirect_uri: postLogoutRedirectUri,
     });
-    views.render(ctx, 'demo', {
-      title: t(ctx)('demo.title'),
-      claims: tokens.claims() ?? {},
+    render(ctx, {
+      claims: readableClaims(tokens.claims() ?? {}, pageLanguage(ctx)),
       scope: tokens.scope ?? '',
       refresh: tokens.refresh_token !== undefined,
       logoutUrl: logoutUrl.href,
@@ -108,4 +131,135 @@ export function demoRelyingParty(config: Config, views: Views): Router {
   });
 
   return router;
+}
+
+/**
+ * The demo's client is public and its pages show tokens' contents, so it serves only this
+ * machine: a request from elsewhere (the server listens on 0.0.0.0 by default, and a Host
+ * header is easily set) or an issuer that is not loopback gets a refusal, not the demo.
+ */
+function onlyLoopback(
+  issuer: string,
+  showError: (ctx: Context, status: number, error: string) => void,
+) {
+  const loopbackIssuer = isLoopbackIssuer(issuer);
+  return async (ctx: Context, next: Next) => {
+    if (loopbackIssuer && isLoopbackAddress(ctx.req.socket.remoteAddress)) return next();
+    (ctx.state.log as Logger).warn(
+      { event: 'demo.refused', loopback_issuer: loopbackIssuer },
+      'demo request refused: not from this machine',
+    );
+    showError(ctx, 403, t(ctx)('demo.loopback_only'));
+  };
+}
+
+const isLoopbackAddress = (address: string | undefined) =>
+  address !== undefined && (address === '::1' || /^(::ffff:)?127\./.test(address));
+
+/**
+ * The sign-ins under way in this browser, in an HttpOnly cookie signed with the provider's
+ * cookie keys, so that a page can neither read the PKCE verifiers nor plant its own. Two
+ * tabs that open `/demo/login` in the same instant may still lose one entry (the later
+ * write wins); that tab is then told to start again.
+ */
+function readPending(ctx: Context, maxAgeMs: number): PendingLogin[] {
+  const saved = ctx.cookies.get(PENDING_COOKIE, { signed: true });
+  if (!saved) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(saved);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(parsed)) return [];
+  const now = Date.now();
+  return parsed.filter(
+    (entry: Partial<PendingLogin> | null): entry is PendingLogin =>
+      typeof entry?.state === 'string' &&
+      typeof entry.verifier === 'string' &&
+      typeof entry.startedAt === 'number' &&
+      now - entry.startedAt < maxAgeMs,
+  );
+}
+
+/** Removes the sign-in that `state` names from the cookie and returns it, if it is there. */
+function takePending(ctx: Context, state: unknown, maxAgeMs: number): PendingLogin | undefined {
+  const pending = readPending(ctx, maxAgeMs);
+  const login = pending.find((entry) => entry.state === state);
+  if (login) {
+    writePending(
+      ctx,
+      pending.filter((entry) => entry !== login),
+      maxAgeMs,
+    );
+  }
+  return login;
+}
+
+function writePending(ctx: Context, pending: PendingLogin[], maxAgeMs: number): void {
+  const options = {
+    httpOnly: true,
+    sameSite: 'lax' as const,
+    signed: true,
+    secure: ctx.secure,
+    path: '/demo',
+  };
+  if (pending.length === 0) {
+    ctx.cookies.set(PENDING_COOKIE, null, options);
+    return;
+  }
+  ctx.cookies.set(PENDING_COOKIE, JSON.stringify(pending), { ...options, maxAge: maxAgeMs });
+}
+
+/** An error code as RFC 6749 §4.1.2.1 allows it; anything else is not shown to the reader. */
+const safeCode = (code: string) => (/^[\w.-]{1,64}$/.test(code) ? code : 'invalid_response');
+
+/** The German sentence for an error the authorization endpoint sent to the callback. */
+function authorizationErrorText(t: Translate, code: string): string {
+  return code === 'access_denied'
+    ? t('demo.access_denied')
+    : t('demo.authorization_failed', { code: safeCode(code) });
+}
+
+/**
+ * A callback whose state this browser does not hold: reloaded, opened in another browser,
+ * older than the interaction lifetime or pushed out by newer tabs. There is nothing to
+ * finish, but an error the provider sent is still worth showing.
+ */
+function unknownLoginText(t: Translate, error: unknown): string {
+  return typeof error === 'string' ? authorizationErrorText(t, error) : t('demo.state_unknown');
+}
+
+/** The sentence for a callback that could not be completed; unexpected causes are logged. */
+function failureText(t: Translate, error: unknown, log: Logger): string {
+  if (error instanceof oidc.AuthorizationResponseError) {
+    return authorizationErrorText(t, error.error);
+  }
+  if (error instanceof oidc.ResponseBodyError) {
+    return t('demo.exchange_failed', { code: safeCode(error.error) });
+  }
+  // Name, code and message only: the causes of openid-client errors may hold the response.
+  const { name, code, message } = error as { name?: string; code?: string; message?: string };
+  log.warn({ event: 'demo.failed', name, code, message }, 'demo sign-in could not be completed');
+  return t(error instanceof oidc.ClientError ? 'demo.invalid_response' : 'demo.unreachable');
+}
+
+/** The ID token claims, with times also as a date in the page language, German time zone. */
+function readableClaims(
+  claims: Record<string, unknown>,
+  language: Language,
+): Record<string, unknown> {
+  const format = new Intl.DateTimeFormat(language === 'en' ? 'en-GB' : 'de-DE', {
+    dateStyle: 'medium',
+    timeStyle: 'long',
+    timeZone: 'Europe/Berlin',
+  });
+  return Object.fromEntries(
+    Object.entries(claims).map(([name, value]) => [
+      name,
+      TIME_CLAIMS.has(name) && typeof value === 'number'
+        ? `${value} (${format.format(value * 1000)})`
+        : value,
+    ]),
+  );
 }

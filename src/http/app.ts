@@ -17,11 +17,13 @@ import { offlineAccessWithoutConsentPage } from '../oidc/grants.ts';
 import { awaitProviderEventWrites } from '../oidc/provider.ts';
 import type { Logger } from '../log.ts';
 import { interactionRoutes, type InteractionDeps } from './interactions.ts';
-import { securityHeaders } from './security.ts';
+import { canonicalHost, securityHeaders } from './security.ts';
 import { hasText, pageLanguage, translator, type Views } from './views.ts';
 
 export interface HttpDeps extends InteractionDeps {
   log: Logger;
+  /** The issuer URL: requests for any other host are redirected or refused. */
+  issuer: string;
   views: Views;
   /** Resolves when the database answers a ping. */
   databaseReady: () => Promise<boolean>;
@@ -39,6 +41,7 @@ export function mountHttp(provider: Provider, deps: HttpDeps): Provider {
   provider.use(awaitProviderEventWrites);
   provider.use(securityHeaders());
   provider.use(errorPages(deps));
+  provider.use(canonicalHost(deps.issuer));
   provider.use(offlineAccessWithoutConsentPage);
 
   const routes = interactionRoutes(deps);
@@ -56,6 +59,17 @@ export function mountHttp(provider: Provider, deps: HttpDeps): Provider {
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.body = stylesheet;
   });
+
+  // OIDC Core §3.1.2.1 and RP-Initiated Logout §2 let a relying party use POST here. The
+  // library serves POST only together with SameSite=None session cookies
+  // (`enableHttpPostMethods`), which would give up the cookies' CSRF protection; so these
+  // endpoints answer GET only, and a POST gets 405 instead of a misleading 404.
+  for (const path of ['/auth', '/session/end']) {
+    site.post(path, (ctx) => {
+      ctx.set('Allow', 'GET, HEAD');
+      throw new AppError(405, 'error.method_not_allowed', { detail: `POST ${path}` });
+    });
+  }
 
   provider.use(site.routes());
   if (deps.extraRoutes) provider.use(deps.extraRoutes.routes());

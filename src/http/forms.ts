@@ -6,8 +6,10 @@ import type { RequestContext } from '../audit/trail.ts';
 export type FieldResult = { value: string; error?: undefined } | { value: string; error: string };
 
 /**
- * One field of an urlencoded body. A missing, repeated or over-long field is an error with
- * a text key; NUL bytes are refused outright (they never belong in a form).
+ * One field of an urlencoded body. A missing, blank (white space only), repeated or
+ * over-long field is an error with a text key; NUL bytes are refused outright (they never
+ * belong in a form). No field of ours can be blank: names are trimmed, and a password needs
+ * a letter and a digit, so a blank one is a slip, not an attempt worth counting.
  */
 export function formField(
   body: unknown,
@@ -16,9 +18,9 @@ export function formField(
   required = true,
 ): FieldResult {
   const raw = (body as Record<string, unknown> | undefined)?.[name];
-  if (raw === undefined || raw === '')
-    return required ? { value: '', error: 'field.required' } : { value: '' };
+  if (raw === undefined) return required ? { value: '', error: 'field.required' } : { value: '' };
   if (typeof raw !== 'string') return { value: '', error: 'field.invalid' };
+  if (raw.trim() === '') return required ? { value: '', error: 'field.required' } : { value: '' };
   if (raw.length > maxLength) return { value: '', error: 'field.too_long' };
   if (raw.includes('\0')) return { value: '', error: 'field.invalid_characters' };
   return { value: raw };

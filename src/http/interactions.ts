@@ -10,6 +10,7 @@ import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 
 import type { SignIn } from '../accounts/sign-in.ts';
+import type { Account } from '../accounts/model.ts';
 import type { AccountService } from '../accounts/service.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import type { TenantDirectory } from '../tenants/directory.ts';
@@ -28,6 +29,8 @@ export interface InteractionDeps {
 }
 
 const TENANT_COOKIE = 'flueag.tenant';
+/** Which password a sign-in checked (when it was set), kept with the interaction's result. */
+const signedInWith = 'password_set_at';
 const LIMITS = { tenant: 300, username: 256, password: 1024 };
 
 /** Outcomes of a sign-in attempt that end in the form again: text key and HTTP status. */
@@ -50,13 +53,26 @@ async function plainBodiesOnly(ctx: Context, next: () => Promise<unknown>) {
 
 /**
  * True when the password was checked in this very authorization request (the interaction
- * before this one was the sign-in). A session from earlier has to confirm the current
- * password before it may set a new one: a session cookie alone must not buy a permanent
- * password.
+ * before this one was the sign-in) and is still the account's password. A session from
+ * earlier has to confirm the current password before it may set a new one: a session
+ * cookie alone must not buy a permanent password. Nor may a sign-in with a password that
+ * was replaced meanwhile (in another tab, by an admin's reset): it proves the old one only.
  */
-function signedInJustNow(details: Details): boolean {
-  const login = (details.lastSubmission as { login?: { accountId?: string } } | undefined)?.login;
-  return login?.accountId !== undefined && login.accountId === details.session?.accountId;
+function signedInJustNow(details: Details, account: Account): boolean {
+  const last = details.lastSubmission as
+    { login?: { accountId?: string }; [signedInWith]?: number } | undefined;
+  return (
+    last?.login?.accountId !== undefined &&
+    last.login.accountId === details.session?.accountId &&
+    last[signedInWith] === account.password.changedAt.getTime()
+  );
+}
+
+/** True when this interaction's password change was already made (a resubmitted form). */
+function passwordChangeDone(details: Details): boolean {
+  return (
+    (details.result as { password_change?: unknown } | undefined)?.password_change !== undefined
+  );
 }
 
 export function interactionRoutes(deps: InteractionDeps): Router {
@@ -195,7 +211,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         uid: details.uid,
         csrf: csrfToken(ctx),
         username: account.username,
-        askCurrent: !signedInJustNow(details),
+        askCurrent: !signedInJustNow(details, account),
         policy,
         fieldErrors,
         errors,
@@ -268,7 +284,10 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     // office computer ends the session.
     return finish(
       ctx,
-      { login: { accountId: result.account._id, amr: ['pwd'], remember: false } },
+      {
+        login: { accountId: result.account._id, amr: ['pwd'], remember: false },
+        [signedInWith]: result.account.password.changedAt.getTime(),
+      },
       false,
     );
   });
@@ -276,9 +295,20 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   router.post('/interaction/:uid/password', async (ctx) => {
     const details = await load(ctx, 'password_change');
     verifyCsrf(ctx, (ctx.request.body as Record<string, unknown> | undefined)?.csrf);
+    // The first of two submissions of one form changed the password: the second one goes on
+    // where the first went, instead of changing it again or calling it a reused password.
+    if (passwordChangeDone(details)) {
+      ctx.status = 303;
+      return ctx.redirect(details.returnTo);
+    }
+
+    const accountId = String(details.session?.accountId);
+    const account = await accounts.find(accountId);
+    if (!account)
+      throw new AppError(400, 'error.interaction_expired', { detail: 'account is gone' });
 
     const body = ctx.request.body;
-    const askCurrent = !signedInJustNow(details);
+    const askCurrent = !signedInJustNow(details, account);
     const fields = {
       ...(askCurrent
         ? { current_password: formField(body, 'current_password', LIMITS.password) }
@@ -292,10 +322,6 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (invalid.length > 0)
       return renderPasswordChange(ctx, details, Object.fromEntries(invalid), 400);
 
-    const accountId = String(details.session?.accountId);
-    const account = await accounts.find(accountId);
-    if (!account)
-      throw new AppError(400, 'error.interaction_expired', { detail: 'account is gone' });
     const context = requestContext(ctx, accountId, account.tenantId);
 
     if (fields.current_password) {

@@ -6,6 +6,7 @@ import type { Context, Middleware } from 'koa';
 import helmet from 'koa-helmet';
 
 import { AppError } from '../errors.ts';
+import type { Logger } from '../log.ts';
 
 /**
  * Headers for every response, provider endpoints included. No inline script is allowed;
@@ -33,6 +34,45 @@ export function securityHeaders(): Middleware {
     referrerPolicy: { policy: 'no-referrer' },
     crossOriginEmbedderPolicy: false,
   });
+}
+
+/** Paths a probe may reach under any host name (a load balancer asks by address). */
+const hostIndependent = new Set(['/healthz', '/readyz']);
+
+/**
+ * Serves only requests addressed to the issuer's host. The provider builds every endpoint
+ * URL of its discovery document and every redirect from the request's Host (or, behind a
+ * trusted proxy, X-Forwarded-Host); a request with a foreign host would otherwise get a
+ * discovery document pointing at that host's `jwks_uri` and token endpoint, which a cache
+ * that ignores Host could hand to relying parties (Host header poisoning). A page asked
+ * for under another name of this server is redirected to the issuer's; anything else is
+ * refused with 421 Misdirected Request (RFC 9110 §15.5.20).
+ */
+export function canonicalHost(issuer: string): Middleware {
+  const canonical = new URL(issuer);
+  return async (ctx, next) => {
+    if (ctx.host.toLowerCase() === canonical.host || hostIndependent.has(ctx.path)) {
+      await next();
+      return;
+    }
+    (ctx.state.log as Logger).warn(
+      { event: 'request.wrong_host', host: ctx.host, method: ctx.method },
+      'request for a host other than the issuer',
+    );
+    if (ctx.method === 'GET' || ctx.method === 'HEAD') {
+      ctx.status = 308;
+      ctx.redirect(new URL(ctx.originalUrl, canonical.origin).href);
+      return;
+    }
+    if (ctx.accepts('html', 'json') === 'html') {
+      throw new AppError(421, 'error.wrong_host', { detail: `host ${ctx.host}` });
+    }
+    ctx.status = 421;
+    ctx.body = {
+      error: 'invalid_request',
+      error_description: 'the request is addressed to a host other than the issuer',
+    };
+  };
 }
 
 const tokens = new Tokens();

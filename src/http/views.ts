@@ -68,12 +68,22 @@ export class Views {
   ): void {
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = this.#eta.render(template, {
+    ctx.body = this.page(template, data, language, ctx.state.cspNonce as string | undefined);
+  }
+
+  /** The HTML of `template`, for answers written outside Koa (a malformed request). */
+  page(
+    template: string,
+    data: Record<string, unknown>,
+    language: Language,
+    cspNonce?: string,
+  ): string {
+    return this.#eta.render(template, {
       ...data,
       lang: language,
       t: translator(language),
       support: this.#page.support,
-      cspNonce: ctx.state.cspNonce as string | undefined,
+      cspNonce,
     });
   }
 }

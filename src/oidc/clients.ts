@@ -9,32 +9,48 @@ import type { Db } from 'mongodb';
 import { z } from 'zod';
 
 import type { AuditTrail, RequestContext } from '../audit/trail.ts';
-import { conflict } from '../errors.ts';
-import { parseInput } from '../validation.ts';
+import { AppError, conflict } from '../errors.ts';
+import { parseInput, visibleText } from '../validation.ts';
 import { MongoAdapter } from './adapter.ts';
 
 const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /**
- * A redirect URI as RFC 6749 §3.1.2 and OAuth 2.0 Security BCP §4.1 want it: absolute,
- * no fragment, https (plain http only for loopback during development), no user info.
+ * Every authorization request carries the URI, percent-encoded, in its own URL, which servers
+ * and proxies limit to a few kB; no relying party needs a longer one.
  */
-const redirectUri = z.string().superRefine((value, context) => {
+const MAX_REDIRECT_URI_LENGTH = 2000;
+
+/**
+ * The first problem of a redirect URI, as RFC 6749 §3.1.2 and OAuth 2.0 Security BCP
+ * (RFC 9700) §4.1 want it: absolute, compared exactly (so no wildcard, which an RP might
+ * mistake for a pattern), no fragment, no user info, https (plain http only for loopback
+ * during development). Applies to post-logout redirect URIs alike.
+ */
+function redirectUriProblem(value: string): string | undefined {
+  if (value.length > MAX_REDIRECT_URI_LENGTH) return 'redirect_uri.too_long';
+
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    context.addIssue({ code: 'custom', message: 'redirect_uri.invalid' });
-    return;
+    return 'redirect_uri.invalid';
   }
-  const problem =
-    url.hash || value.includes('#')
-      ? 'redirect_uri.fragment'
-      : url.username || url.password
-        ? 'redirect_uri.userinfo'
-        : url.protocol === 'https:' || (url.protocol === 'http:' && loopbackHosts.has(url.hostname))
-          ? undefined
-          : 'redirect_uri.insecure';
+  // The URL parser forgives what exact matching does not: "https:cb", spaces, tabs.
+  const spelledOut = value.toLowerCase().startsWith(`${url.protocol}//`);
+  if (!spelledOut || /[\s\p{Cc}]/u.test(value)) return 'redirect_uri.invalid';
+
+  // The parser decodes "%2A" in the host to "*", so both spellings are checked.
+  if (value.includes('*') || url.href.includes('*')) return 'redirect_uri.wildcard';
+  if (url.hash || value.includes('#')) return 'redirect_uri.fragment';
+  if (url.username || url.password) return 'redirect_uri.userinfo';
+  const secure =
+    url.protocol === 'https:' || (url.protocol === 'http:' && loopbackHosts.has(url.hostname));
+  return secure ? undefined : 'redirect_uri.insecure';
+}
+
+const redirectUri = z.string().superRefine((value, context) => {
+  const problem = redirectUriProblem(value);
   if (problem) context.addIssue({ code: 'custom', message: problem });
 });
 
@@ -42,11 +58,22 @@ const newClientSchema = z.object({
   clientId: z
     .string({ error: 'client_id.required' })
     .regex(/^[A-Za-z0-9_-]{1,64}$/, 'client_id.invalid'),
-  clientName: z.string().trim().min(1).max(100).optional(),
+  // Shown on the sign-in page ("Anmeldung für: …"), so held to the rules of tenant names.
+  clientName: visibleText('client_name', 100).optional(),
   redirectUris: z.array(redirectUri).min(1, 'redirect_uri.required'),
   postLogoutRedirectUris: z.array(redirectUri).default([]),
   public: z.boolean().default(false),
 });
+
+const redirectUrisSchema = newClientSchema.pick({
+  redirectUris: true,
+  postLogoutRedirectUris: true,
+});
+
+const sameList = (stored: unknown, wanted: string[]) =>
+  Array.isArray(stored) &&
+  stored.length === wanted.length &&
+  stored.every((value, index) => value === wanted[index]);
 
 export interface RegisteredClient {
   clientId: string;
@@ -88,6 +115,44 @@ export class ClientRegistry {
       details: { public: client.public, redirect_uris: client.redirectUris },
     });
     return { clientId: client.clientId, clientSecret };
+  }
+
+  /**
+   * Replaces the redirect and post-logout URIs of a registered client, validated as at
+   * registration; returns false when they were already these. The provider caches clients
+   * by the hash of their stored metadata, so the next request sees the change.
+   */
+  async setRedirectUris(
+    clientId: string,
+    input: { redirectUris: string[]; postLogoutRedirectUris: string[] },
+    context: RequestContext,
+  ): Promise<boolean> {
+    const uris = parseInput(redirectUrisSchema, input);
+    const stored = await this.#adapter.find(clientId);
+    if (!stored) throw new AppError(404, 'client.not_found');
+    if (
+      sameList(stored.redirect_uris, uris.redirectUris) &&
+      sameList(stored.post_logout_redirect_uris, uris.postLogoutRedirectUris)
+    ) {
+      return false;
+    }
+
+    await this.#adapter.upsert(clientId, {
+      ...stored,
+      redirect_uris: uris.redirectUris,
+      post_logout_redirect_uris: uris.postLogoutRedirectUris,
+    });
+    await this.#audit.record(context, {
+      tenantId: null,
+      action: 'client.updated',
+      outcome: 'success',
+      target: { clientId },
+      details: {
+        redirect_uris: uris.redirectUris,
+        post_logout_redirect_uris: uris.postLogoutRedirectUris,
+      },
+    });
+    return true;
   }
 
   async exists(clientId: string): Promise<boolean> {

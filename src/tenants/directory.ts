@@ -25,15 +25,24 @@ export class TenantDirectory {
 
   /**
    * Finds the tenant a person typed into the sign-in form: its key (`05111000`), its name
-   * (`Landeshauptstadt Düsseldorf`, any case) or a suggestion (`05111000 – Landeshauptstadt …`).
+   * (`Landeshauptstadt Düsseldorf`, any case) or a suggestion (`05111000 – Landeshauptstadt
+   * Düsseldorf`). A suggestion counts only when key and name belong together, so a tenant
+   * whose name merely starts with another tenant's key is found by that name.
    */
   async resolve(input: string): Promise<Tenant | undefined> {
     const typed = input.normalize('NFC').trim();
     if (typed.length === 0 || typed.length > 300) return undefined;
 
-    const key = (/^(\S+)\s+[–—-]\s+\S/.exec(typed)?.[1] ?? typed).toLowerCase();
-    const byId = await this.#tenants.findById(key).lean();
+    const byId = await this.#tenants.findById(typed.toLowerCase()).lean();
     if (byId) return byId;
+    const suggestion = /^(\S+)\s+[–—-]\s+(\S.*)$/.exec(typed);
+    if (suggestion) {
+      const [, key, name] = suggestion as unknown as [string, string, string];
+      const suggested = await this.#tenants
+        .findOne({ _id: key.toLowerCase(), nameKey: nameKey(name) })
+        .lean();
+      if (suggested) return suggested;
+    }
     return (await this.#tenants.findOne({ nameKey: nameKey(typed) }).lean()) ?? undefined;
   }
 

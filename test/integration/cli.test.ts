@@ -3,14 +3,22 @@
  * the database of a running server.
  */
 import { execFile } from 'node:child_process';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
 import { asPage, asRedirect, authorizationRequest, Browser } from '../support/browser.ts';
-import { createClient, startTestServer, system, type TestServer } from '../support/server.ts';
+import { auditEvents } from '../support/flows.ts';
+import {
+  createAccount,
+  createClient,
+  startTestServer,
+  system,
+  type TestServer,
+} from '../support/server.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const sampleData = path.join(root, 'test/fixtures');
@@ -29,19 +37,19 @@ interface CliResult {
 }
 
 function cli(...args: string[]): Promise<CliResult> {
+  return cliWith(
+    { ...process.env, MONGODB_URI: test.databaseUri, DATA_DIR: test.dataDir, LOG_LEVEL: 'warn' },
+    ...args,
+  );
+}
+
+/** Runs the CLI with exactly the environment `env`. */
+function cliWith(env: NodeJS.ProcessEnv, ...args: string[]): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [path.join(root, 'bin/flueag-idp.js'), ...args],
-      {
-        env: {
-          ...process.env,
-          MONGODB_URI: test.databaseUri,
-          DATA_DIR: test.dataDir,
-          LOG_LEVEL: 'warn',
-        },
-        cwd: root,
-      },
+      { env, cwd: root, maxBuffer: 16 << 20 },
       (error, stdout, stderr) =>
         resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );
@@ -296,6 +304,63 @@ describe('admins import', () => {
       expect.objectContaining({ line: 3, outcome: 'imported', username: 'cdorn' }),
     ]);
   });
+
+  it('cuts an overlong cell in the text table, but not in JSON', async () => {
+    const file = path.join(test.dataDir, 'wide.csv');
+    const longName = 'b'.repeat(5000);
+    await writeFile(
+      file,
+      `tenant_id,given_name,family_name,email,username\n05158,Bea,Breit,,${longName}\n99999999,Kurt,Kurz,,kkurz\n`,
+    );
+
+    const text = await cli('admins', 'import', file);
+    expect(text.code).toBe(1);
+    const lines = text.stdout.trim().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(Math.max(...lines.map((line) => line.length))).toBeLessThan(200);
+    expect(lines[0]).toContain(`${'b'.repeat(59)}…`);
+    expect(lines[0]).toContain('the username is longer than 64 characters');
+
+    const { json } = await cliJson('admins', 'import', file);
+    expect(json.rows[0]).toMatchObject({ outcome: 'rejected', username: longName });
+  });
+});
+
+describe('file problems', () => {
+  it('are told in words, not as errno codes', async () => {
+    const missing = path.join(test.dataDir, 'missing.csv');
+    const sample = path.join(sampleData, 'admins-nominations-sample.csv');
+    const existing = path.join(test.dataDir, 'existing-passwords.csv');
+    await writeFile(existing, 'keep me\n');
+    const cases: Array<[string[], string]> = [
+      [['tenant', 'import', missing], `cannot read ${missing}: the file does not exist`],
+      [['tenant', 'import', test.dataDir], `cannot read ${test.dataDir}: it is a directory`],
+      [['admins', 'import', missing], `cannot read ${missing}: the file does not exist`],
+      [['admins', 'import', test.dataDir], `cannot read ${test.dataDir}: it is a directory`],
+      [
+        ['admins', 'import', sample, '--passwords-file', path.join(missing, 'passwords.csv')],
+        `cannot create the passwords file ${path.join(missing, 'passwords.csv')}: its directory does not exist`,
+      ],
+      [
+        ['admins', 'import', sample, '--passwords-file', existing],
+        `cannot create the passwords file ${existing}: the file exists already`,
+      ],
+      [
+        ['admins', 'import', sample, '--passwords-file', `${test.dataDir}/`],
+        `cannot create the passwords file ${test.dataDir}/: it is a directory, not a file`,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const result = await cli(...args);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({
+        args,
+        code: 1,
+        stderr: expect.stringContaining(message),
+      });
+      expect(result.stderr).not.toMatch(/\bE[A-Z]{3,}\b/);
+    }
+    expect(await readFile(existing, 'utf8')).toBe('keep me\n');
+  });
 });
 
 describe('account create', () => {
@@ -504,6 +569,40 @@ describe('account unlock and reset-password', () => {
       'niemand',
     );
     expect(unknown).toMatchObject({ code: 1, json: { error: { code: 'account.not_found' } } });
+    expect(
+      await auditEvents(test, { action: 'account.unlocked', 'target.accountId': person._id }),
+    ).toHaveLength(1);
+  });
+
+  it('says an account that is not locked was not locked, and records no unlock', async () => {
+    const person = await createAccount(test, '05158', { username: 'nie.gesperrt' });
+    await test.services.signIn.attempt(
+      { tenant: '05158', username: 'nie.gesperrt', password: 'Falsch-1!' },
+      system,
+    );
+
+    const json = await cliJson(
+      'account',
+      'unlock',
+      '--tenant',
+      '05158',
+      '--username',
+      'nie.gesperrt',
+    );
+    expect(json).toMatchObject({ code: 0, json: { unlocked: false, reason: 'not_locked' } });
+    const text = await cli('account', 'unlock', '--tenant', '05158', '--username', 'nie.gesperrt');
+    expect(text).toMatchObject({
+      code: 0,
+      stdout: 'account nie.gesperrt in 05158 is not locked; nothing changed\n',
+    });
+
+    expect(
+      await auditEvents(test, {
+        action: 'account.unlocked',
+        'target.accountId': person.account._id,
+      }),
+    ).toEqual([]);
+    expect((await test.services.accounts.find(person.account._id))!.lockout.count).toBe(1);
   });
 });
 
@@ -546,6 +645,77 @@ describe('client add', () => {
     );
     expect(invalidId.json.error.fields.clientId).toEqual(['client_id.invalid']);
   });
+
+  it('refuses wildcard and overlong redirect URIs with a clear message and registers nothing', async () => {
+    const wildcard = await cli(
+      'client',
+      'add',
+      'wildcard-client',
+      '--redirect-uri',
+      'https://meldung.example/callback',
+      'https://*.example/cb',
+    );
+    expect(wildcard.code).toBe(1);
+    expect(wildcard.stderr).toBe(
+      'flueag-idp: redirectUris: a redirect URI must not contain a wildcard (*); register each URI\n',
+    );
+
+    for (const [option, uri, field, code] of [
+      [
+        '--redirect-uri',
+        `https://meldung.example/${'a'.repeat(10_000)}`,
+        'redirectUris',
+        'redirect_uri.too_long',
+      ],
+      [
+        '--redirect-uri',
+        'https://user:pass@meldung.example/cb',
+        'redirectUris',
+        'redirect_uri.userinfo',
+      ],
+      [
+        '--post-logout-redirect-uri',
+        'https://*.example/',
+        'postLogoutRedirectUris',
+        'redirect_uri.wildcard',
+      ],
+      [
+        '--post-logout-redirect-uri',
+        'http://meldung.example/',
+        'postLogoutRedirectUris',
+        'redirect_uri.insecure',
+      ],
+    ] as const) {
+      const refused = await cliJson(
+        'client',
+        'add',
+        'wildcard-client',
+        ...(option === '--redirect-uri' ? [] : ['--redirect-uri', 'https://meldung.example/cb']),
+        option,
+        uri,
+      );
+      expect(refused.code).toBe(1);
+      expect(refused.json.error.fields).toEqual({ [field]: [code] });
+    }
+    expect(await test.services.clients.exists('wildcard-client')).toBe(false);
+  });
+
+  it('refuses a client name with invisible characters, as for tenant names', async () => {
+    const refused = await cli(
+      'client',
+      'add',
+      'rtl-client',
+      '--name',
+      'Meldeverfahren\u202e',
+      '--redirect-uri',
+      'https://meldung.example/cb',
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(
+      'flueag-idp: clientName: the client name contains control or invisible characters (zero-width, direction marks)\n',
+    );
+    expect(await test.services.clients.exists('rtl-client')).toBe(false);
+  });
 });
 
 describe('keys rotate', () => {
@@ -559,5 +729,60 @@ describe('keys rotate', () => {
     expect(json.signing_kids).toHaveLength(before.jwks.keys.length + 2);
     expect(json.signing_kids.slice(2)).toEqual(before.jwks.keys.map((key) => key.kid));
     expect((await stat(keysFile)).mode & 0o777).toBe(0o600);
+  });
+
+  it('tells the operator that running servers keep the old keys until restarted', async () => {
+    const { json } = await cliJson('keys', 'rotate');
+    expect(json.restart_required).toBe(true);
+
+    const text = await cli('keys', 'rotate');
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(
+      'running servers keep using the old keys until they are restarted: restart every flueag-idp server now',
+    );
+  });
+});
+
+describe('--version', () => {
+  it('prints the version of package.json', async () => {
+    const manifest = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(await cli('--version')).toEqual({
+      code: 0,
+      stdout: `${manifest.version}\n`,
+      stderr: '',
+    });
+  });
+});
+
+describe('the embedded FerretDB', () => {
+  it('logs only errors to ferretdb.log, however often the CLI runs', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'flueag-cli-embedded-'));
+    try {
+      const { MONGODB_URI: _shared, ...env } = process.env;
+      for (let run = 0; run < 2; run += 1) {
+        const added = await cliWith(
+          { ...env, DATA_DIR: dataDir, LOG_LEVEL: 'warn' },
+          'tenant',
+          'add',
+          'betrieb',
+          '--name',
+          'IT.NRW',
+          '--kind',
+          'betrieb',
+        );
+        expect(added.code).toBe(0);
+      }
+
+      const log = await readFile(path.join(dataDir, 'ferretdb', 'ferretdb.log'), 'utf8');
+      const levels = log
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => (JSON.parse(line) as { level: string }).level);
+      expect(levels.filter((level) => level !== 'ERROR')).toEqual([]);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

@@ -71,6 +71,7 @@ function badValues(valid: string) {
   return [
     ['empty', '', messages.fieldRequired],
     ['missing', undefined, messages.fieldRequired],
+    ['blank', ' \t\u00a0\u3000 ', messages.fieldRequired],
     ['10 kB long', `${valid}${'x'.repeat(10_240)}`, messages.fieldTooLong],
     ['with a NUL byte', `${valid}\0`, messages.fieldInvalid],
     ['repeated', [valid, valid], messages.fieldNotValid],

@@ -64,4 +64,27 @@ describe('pages', () => {
     expect(response.headers.get('content-type')).toMatch(/text\/html/);
     expect(await response.text()).toContain('Diese Seite kann so nicht aufgerufen werden.');
   });
+
+  it.each(['/auth', '/session/end'])(
+    'answers POST %s with 405 and the allowed method, since only GET is served',
+    async (path) => {
+      const response = await new Browser().request(`${test.issuer}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `client_id=${client.clientId}`,
+      });
+      expect(response.status).toBe(405);
+      expect(response.headers.get('allow')).toBe('GET, HEAD');
+      expect(await response.text()).toContain('Diese Seite kann so nicht aufgerufen werden.');
+    },
+  );
+
+  it('answers headers too large for the server with a German page (431), not an empty answer', async () => {
+    const response = await fetch(`${test.issuer}/auth`, {
+      headers: { accept: 'text/html', cookie: `big=${'x'.repeat(20_000)}` },
+    });
+    expect(response.status).toBe(431);
+    expect(response.headers.get('content-type')).toMatch(/text\/html/);
+    expect(await response.text()).toContain('Die Eingabe ist zu groß.');
+  });
 });

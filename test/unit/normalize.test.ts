@@ -1,6 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
 
-import { preparePassword, usernameKey, usernameProblem } from '../../src/accounts/normalize.ts';
+import {
+  preparePassword,
+  usernameDisplay,
+  usernameKey,
+  usernameProblem,
+} from '../../src/accounts/normalize.ts';
 
 describe('username comparison (RFC 8265 UsernameCaseMapped)', () => {
   it('treats case, composition and surrounding space as the same name', () => {
@@ -17,6 +22,15 @@ describe('username comparison (RFC 8265 UsernameCaseMapped)', () => {
 
   it('maps fullwidth letters to their ASCII forms', () => {
     expect(usernameKey('ＭＵＥＬＬＥＲ')).toBe('mueller');
+  });
+
+  it('refuses compatibility characters and piles of combining marks, which mimic other names', () => {
+    expect(usernameProblem('\ufb00oo')).toBe('username.invalid_characters');
+    expect(usernameProblem('anna\u00b2')).toBe('username.invalid_characters');
+    expect(usernameProblem(`a${'\u0301'.repeat(63)}`)).toBe('username.invalid_characters');
+    expect(usernameProblem('nguye\u0302\u0303n')).toBeUndefined();
+    expect(usernameProblem('ＭＵＥＬＬＥＲ')).toBeUndefined();
+    expect(usernameDisplay(' Ｆｕｌｌ ')).toBe('Full');
   });
 
   it('refuses empty, over-long and spaced names', () => {

@@ -1,0 +1,92 @@
+/**
+ * Every URL the provider hands out is built from the request's host: only the issuer's
+ * host is served, so a forged Host header cannot plant foreign endpoints in discovery.
+ */
+import http from 'node:http';
+
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+
+import { startTestServer, type TestServer } from '../support/server.ts';
+
+let test: TestServer;
+
+beforeAll(async () => {
+  test = await startTestServer();
+});
+afterAll(() => test.close());
+
+/** One request with an arbitrary Host header (fetch does not let a caller set it). */
+function requestAs(
+  host: string,
+  path: string,
+  options: { method?: string; accept?: string; body?: string } = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  const target = new URL(path, test.issuer);
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      target,
+      {
+        method: options.method ?? 'GET',
+        headers: {
+          host,
+          accept: options.accept ?? 'application/json',
+          ...(options.body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+        },
+      },
+      (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        response.on('end', () =>
+          resolve({ status: response.statusCode!, headers: response.headers, body }),
+        );
+      },
+    );
+    request.on('error', reject);
+    request.end(options.body);
+  });
+}
+
+describe('host of a request', () => {
+  it('serves discovery with endpoints on the issuer host', async () => {
+    const response = await requestAs(
+      new URL(test.issuer).host,
+      '/.well-known/openid-configuration',
+    );
+    const discovery = JSON.parse(response.body) as Record<string, string>;
+    expect(response.status).toBe(200);
+    for (const endpoint of ['jwks_uri', 'token_endpoint', 'authorization_endpoint']) {
+      expect(discovery[endpoint]?.startsWith(`${test.issuer}/`)).toBe(true);
+    }
+  });
+
+  it('redirects a request for a foreign host to the issuer instead of building URLs from it', async () => {
+    const response = await requestAs('evil.example', '/.well-known/openid-configuration');
+    expect(response.status).toBe(308);
+    expect(response.headers.location).toBe(`${test.issuer}/.well-known/openid-configuration`);
+    expect(response.body).not.toContain('evil.example/');
+  });
+
+  it('refuses a token request for a foreign host with an OAuth error (421)', async () => {
+    const response = await requestAs('evil.example', '/token', {
+      method: 'POST',
+      body: 'grant_type=authorization_code&code=x',
+    });
+    expect(response.status).toBe(421);
+    expect(JSON.parse(response.body)).toMatchObject({ error: 'invalid_request' });
+  });
+
+  it('refuses a form post for a foreign host with a German page', async () => {
+    const response = await requestAs('evil.example', '/interaction/abc/login', {
+      method: 'POST',
+      accept: 'text/html',
+      body: 'username=x',
+    });
+    expect(response.status).toBe(421);
+    expect(response.body).toContain('Diese Adresse gehört nicht zu diesem Anmeldedienst.');
+  });
+
+  it('answers health probes under any host name', async () => {
+    expect((await requestAs('10.0.0.7:3000', '/healthz')).status).toBe(200);
+    expect((await requestAs('10.0.0.7:3000', '/readyz')).status).toBe(200);
+  });
+});
