@@ -4,32 +4,20 @@
  * claims page and the errors a callback can carry.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
-import path from 'node:path';
 
 import { afterEach, describe, expect, it } from '@jest/globals';
 
-import { loadConfig } from '../../src/config.ts';
 import { freePort } from '../../src/db/ferretdb.ts';
 import { DEMO_CLIENT_ID } from '../../src/demo/relying-party.ts';
 import { seedDemo, type DemoSeed } from '../../src/demo/seed.ts';
-import { createLogger } from '../../src/log.ts';
 import { collectionName } from '../../src/oidc/adapter.ts';
-import { startServer, type RunningServer } from '../../src/server.ts';
-import { openServices, type Services } from '../../src/services.ts';
-import { asPage, Browser, text, type Page } from '../support/browser.ts';
+import { asPage, Browser, rawRequest, text, type Page } from '../support/browser.ts';
 import { messages } from '../support/flows.ts';
-import { system } from '../support/server.ts';
+import { newDatabaseName, startTestServer, system, type TestServer } from '../support/server.ts';
 
-interface DemoServer {
-  issuer: string;
-  services: Services;
-  server: RunningServer;
+interface DemoServer extends TestServer {
   seed: DemoSeed;
-  /** Stops the server; the database stays, as the data directory does between starts. */
-  stop(): Promise<void>;
 }
 
 /** The demo tenant that README.md names. */
@@ -38,41 +26,21 @@ const running: DemoServer[] = [];
 
 /** What `npm start` does with the demo enabled, on `database` and a fresh port. */
 async function startDemo(
-  database = newDatabase(),
+  database = newDatabaseName(),
   env: Record<string, string> = {},
 ): Promise<DemoServer> {
-  const base = process.env.FLUEAG_TEST_MONGODB!;
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'flueag-demo-'));
-  const port = env.PORT === undefined ? await freePort() : Number(env.PORT);
-  const config = loadConfig({
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    ISSUER: `http://127.0.0.1:${port}`,
-    DATA_DIR: dataDir,
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-    DEMO_SEED: 'true',
-    ...env,
-  });
-  const services = await openServices(config, createLogger(config.logLevel), `${base}${database}`);
-  const server = await startServer(services, { port, host: '127.0.0.1', demo: true });
-  const seed = await seedDemo(services);
+  const server = await startTestServer({ DEMO_SEED: 'true', ...env }, { database, demo: true });
   const demo: DemoServer = {
-    issuer: config.issuer,
-    services,
-    server,
-    seed,
+    ...server,
+    seed: await seedDemo(server.services),
     stop: async () => {
       running.splice(running.indexOf(demo), 1);
-      await server.close();
-      await services.close();
-      await rm(dataDir, { recursive: true, force: true });
+      await server.stop();
     },
   };
   running.push(demo);
   return demo;
 }
-
-const newDatabase = () => `t_demo_${randomBytes(6).toString('hex')}`;
 
 afterEach(async () => {
   for (const demo of [...running].reverse()) {
@@ -141,30 +109,12 @@ function shownClaims(page: Page): Record<string, string> {
   );
 }
 
-/** A GET with a Host header and source address of its own, which fetch cannot send. */
-function rawGet(
+/** A GET of `path` on the loopback `port`, with a Host header or source address of its own. */
+const rawGet = (
   port: number,
   path: string,
   options: { host?: string; localAddress?: string } = {},
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const request = http.get(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        headers: { host: options.host ?? `127.0.0.1:${port}`, accept: 'text/html' },
-        ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
-      },
-      (response) => {
-        let body = '';
-        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        response.on('end', () => resolve({ status: response.statusCode!, body }));
-      },
-    );
-    request.on('error', reject);
-  });
-}
+) => rawRequest(`http://127.0.0.1:${port}${path}`, options);
 
 /** An address of this machine that is not loopback, to send a request from. */
 function otherAddress(): string {
@@ -179,7 +129,7 @@ const loginLink = (page: Page) => page.document.querySelector('a[href="/demo/log
 
 describe('demo seed', () => {
   it('follows the current issuer with the demo client after a restart on another port', async () => {
-    const database = newDatabase();
+    const database = newDatabaseName();
     const first = await startDemo(database);
     await first.stop();
 
@@ -195,7 +145,7 @@ describe('demo seed', () => {
   });
 
   it('creates the demo client and admins when a first start stopped after the tenant', async () => {
-    const database = newDatabase();
+    const database = newDatabaseName();
     const interrupted = await startDemo(database);
     await interrupted.services.db.collection('accounts').deleteMany({});
     await interrupted.services.db.collection(collectionName('Client')).deleteMany({});
@@ -213,7 +163,7 @@ describe('demo seed', () => {
   });
 
   it('creates only the missing demo admin and returns only its one-time password', async () => {
-    const database = newDatabase();
+    const database = newDatabaseName();
     const first = await startDemo(database);
     expect(first.seed.admins).toHaveLength(2);
     await first.services.db.collection('accounts').deleteOne({ username: 'admin2' });
@@ -244,7 +194,7 @@ describe('demo seed', () => {
 describe('demo on loopback only', () => {
   it('seeds nothing for an issuer that is not loopback and refuses the demo pages', async () => {
     const port = await freePort();
-    const demo = await startDemo(newDatabase(), {
+    const demo = await startDemo(newDatabaseName(), {
       PORT: String(port),
       ISSUER: `http://idp.example.test:${port}`,
     });

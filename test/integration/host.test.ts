@@ -2,10 +2,9 @@
  * Every URL the provider hands out is built from the request's host: only the issuer's
  * host is served, so a forged Host header cannot plant foreign endpoints in discovery.
  */
-import http from 'node:http';
-
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
+import { rawRequest } from '../support/browser.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 
 let test: TestServer;
@@ -15,36 +14,12 @@ beforeAll(async () => {
 });
 afterAll(() => test.close());
 
-/** One request with an arbitrary Host header (fetch does not let a caller set it). */
-function requestAs(
+/** A request to the test server that names `host` as its Host. */
+const requestAs = (
   host: string,
   path: string,
   options: { method?: string; accept?: string; body?: string } = {},
-): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  const target = new URL(path, test.issuer);
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      target,
-      {
-        method: options.method ?? 'GET',
-        headers: {
-          host,
-          accept: options.accept ?? 'application/json',
-          ...(options.body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
-        },
-      },
-      (response) => {
-        let body = '';
-        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        response.on('end', () =>
-          resolve({ status: response.statusCode!, headers: response.headers, body }),
-        );
-      },
-    );
-    request.on('error', reject);
-    request.end(options.body);
-  });
-}
+) => rawRequest(`${test.issuer}${path}`, { accept: 'application/json', ...options, host });
 
 describe('host of a request', () => {
   it('serves discovery with endpoints on the issuer host', async () => {

@@ -2,6 +2,8 @@
  * A browser without a browser: fetch with a cookie jar and manual redirects, which fills in
  * and submits the real HTML forms of the interaction pages.
  */
+import http from 'node:http';
+
 import { parse, type HTMLElement } from 'node-html-parser';
 import * as oidc from 'openid-client';
 import { CookieJar } from 'tough-cookie';
@@ -136,4 +138,46 @@ export function exchange(
     { pkceCodeVerifier: authorization.verifier, expectedState: authorization.state },
     parameters,
   );
+}
+
+/**
+ * One plain HTTP request with what fetch does not let a caller choose: a Host header of its
+ * own and a source address. Redirects are not followed.
+ */
+export function rawRequest(
+  url: string,
+  options: {
+    method?: string;
+    host?: string;
+    accept?: string;
+    body?: string;
+    localAddress?: string;
+  } = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  const target = new URL(url);
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      target,
+      {
+        method: options.method ?? 'GET',
+        headers: {
+          host: options.host ?? target.host,
+          accept: options.accept ?? 'text/html',
+          ...(options.body === undefined
+            ? {}
+            : { 'content-type': 'application/x-www-form-urlencoded' }),
+        },
+        ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
+      },
+      (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        response.on('end', () =>
+          resolve({ status: response.statusCode!, headers: response.headers, body }),
+        );
+      },
+    );
+    request.on('error', reject);
+    request.end(options.body);
+  });
 }

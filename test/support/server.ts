@@ -28,15 +28,24 @@ export interface TestServer {
   server: RunningServer;
   /** Clock offset in milliseconds, applied to every "now" of the services. */
   clock: { offsetMs: number };
+  /** Stops the server and keeps its database, as between two starts of one installation. */
+  stop(): Promise<void>;
+  /** Stops the server and drops its database. */
   close(): Promise<void>;
 }
 
-/** Starts a server with its own database; `env` overrides configuration variables. */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+/**
+ * Starts a server with its own database; `env` overrides configuration variables. A given
+ * `database` is reused, as by a restart of the same installation; `demo` serves `/demo`.
+ */
+export async function startTestServer(
+  env: Record<string, string> = {},
+  options: { database?: string; demo?: boolean } = {},
+): Promise<TestServer> {
   const base = process.env.FLUEAG_TEST_MONGODB;
   if (!base) throw new Error('FLUEAG_TEST_MONGODB is not set: run the tests with npm test');
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'flueag-server-'));
-  const port = await freePort();
+  const port = env.PORT === undefined ? await freePort() : Number(env.PORT);
   const config = loadConfig({
     PORT: String(port),
     HOST: '127.0.0.1',
@@ -47,15 +56,25 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     ...env,
   });
   const clock = { offsetMs: 0 };
-  const database = `t_${randomBytes(6).toString('hex')}`;
+  const database = options.database ?? newDatabaseName();
   const services = await openServices(
     config,
     createLogger(config.logLevel),
     `${base}${database}`,
     () => new Date(Date.now() + clock.offsetMs),
   );
-  const server = await startServer(services, { port, host: '127.0.0.1' });
+  const server = await startServer(services, {
+    port,
+    host: '127.0.0.1',
+    demo: options.demo ?? false,
+  });
 
+  const shutDown = async (dropDatabase: boolean) => {
+    await server.close();
+    if (dropDatabase) await services.db.dropDatabase().catch(() => {});
+    await services.close();
+    await rm(dataDir, { recursive: true, force: true });
+  };
   return {
     issuer: config.issuer,
     databaseUri: `${base}${database}`,
@@ -63,14 +82,13 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     services,
     server,
     clock,
-    close: async () => {
-      await server.close();
-      await services.db.dropDatabase().catch(() => {});
-      await services.close();
-      await rm(dataDir, { recursive: true, force: true });
-    },
+    stop: () => shutDown(false),
+    close: () => shutDown(true),
   };
 }
+
+/** A database name of its own on the shared FerretDB. */
+export const newDatabaseName = () => `t_${randomBytes(6).toString('hex')}`;
 
 export interface TestAccount {
   account: Account;
