@@ -13,6 +13,7 @@ import type { Config } from '../config.ts';
 import type { Views } from '../http/views.ts';
 import { pageLanguage, translator, type Language, type Translate } from '../http/views.ts';
 import type { Logger } from '../log.ts';
+import { isLoopbackHost } from '../oidc/clients.ts';
 
 export const DEMO_CLIENT_ID = 'demo-rp';
 const PENDING_COOKIE = 'flueag.demo';
@@ -21,8 +22,6 @@ const SCOPE = 'openid profile email meldeverfahren zahlungsmitteilungen offline_
 const MAX_PENDING = 5;
 /** Claims that count seconds since the epoch (OIDC Core §2, §5.1), shown also as a date. */
 const TIME_CLAIMS = new Set(['exp', 'iat', 'auth_time', 'nbf', 'updated_at']);
-/** The hosts for which the client registry accepts plain-http redirect URIs. */
-const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 interface PendingLogin {
   state: string;
@@ -38,7 +37,7 @@ export const demoRedirectUris = (issuer: string) => ({
 /** True when `issuer` names this machine, the only place the demo is offered. */
 export function isLoopbackIssuer(issuer: string): boolean {
   try {
-    return loopbackHosts.has(new URL(issuer).hostname);
+    return isLoopbackHost(new URL(issuer).hostname);
   } catch {
     return false;
   }

@@ -15,6 +15,9 @@ import { MongoAdapter } from './adapter.ts';
 
 const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]']);
 
+/** True for the host names of this machine, the only ones plain-http redirect URIs may use. */
+export const isLoopbackHost = (hostname: string) => loopbackHosts.has(hostname);
+
 /**
  * Every authorization request carries the URI, percent-encoded, in its own URL, which servers
  * and proxies limit to a few kB; no relying party needs a longer one.
@@ -45,7 +48,7 @@ function redirectUriProblem(value: string): string | undefined {
   if (url.hash || value.includes('#')) return 'redirect_uri.fragment';
   if (url.username || url.password) return 'redirect_uri.userinfo';
   const secure =
-    url.protocol === 'https:' || (url.protocol === 'http:' && loopbackHosts.has(url.hostname));
+    url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname));
   return secure ? undefined : 'redirect_uri.insecure';
 }
 
