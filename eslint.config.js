@@ -17,4 +17,12 @@ export default tseslint.config(
       'no-console': 'error',
     },
   },
+  {
+    // The one script of the pages, served as it is to browsers.
+    files: ['interactions/assets/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { document: 'readonly', window: 'readonly', navigator: 'readonly' },
+    },
+  },
 );

@@ -11,6 +11,8 @@ import { mountHttp } from './http/app.ts';
 import { translator, Views } from './http/views.ts';
 import { createProvider } from './oidc/provider.ts';
 import type { Services } from './services.ts';
+import { consoleRoutes } from './console/routes.ts';
+import { ConsoleSignIn, ensureConsoleClient } from './console/sign-in.ts';
 import { demoRelyingParty } from './demo/relying-party.ts';
 
 export interface RunningServer {
@@ -68,6 +70,17 @@ export async function startServer(
   const { config, log } = services;
   const views = new Views({ support: config.support });
   const provider = createProvider({ ...services, views });
+  await ensureConsoleClient(services.clients, config.issuer);
+  const consoleSignIn = new ConsoleSignIn({
+    provider,
+    db: services.db,
+    issuer: config.issuer,
+    accounts: services.accounts,
+    tenants: services.tenants,
+    sessions: services.consoleSessions,
+    views,
+    interactionTtlSeconds: config.ttl.interaction,
+  });
   mountHttp(provider, {
     provider,
     signIn: services.signIn,
@@ -77,6 +90,15 @@ export async function startServer(
     log,
     issuer: config.issuer,
     databaseReady: services.databaseReady,
+    console: consoleRoutes({
+      consoleSignIn,
+      admin: services.admin,
+      auditQuery: services.auditQuery,
+      accounts: services.accounts,
+      signIn: services.signIn,
+      views,
+      now: services.now,
+    }),
     ...(options.demo ? { extraRoutes: demoRelyingParty(config, views) } : {}),
   });
 

@@ -10,8 +10,11 @@ import { accountModel } from './accounts/model.ts';
 import { PasswordHasher } from './accounts/passwords.ts';
 import { AccountService } from './accounts/service.ts';
 import { SignIn } from './accounts/sign-in.ts';
+import { AdminService } from './admin/service.ts';
+import { AuditQuery } from './audit/query.ts';
 import { AuditTrail, auditModel } from './audit/trail.ts';
 import type { Config } from './config.ts';
+import { ConsoleSessions } from './console/sessions.ts';
 import { connect, ping } from './db/connection.ts';
 import { openEmbeddedDatabase, type Role } from './db/embedded.ts';
 import { Leases } from './db/leases.ts';
@@ -24,6 +27,9 @@ import { ProviderAccessRevoker } from './oidc/revocation.ts';
 import { TenantDirectory } from './tenants/directory.ts';
 import { tenantModel } from './tenants/model.ts';
 
+/** A console session ends after this long without a request (BSI ORP.4, OWASP ASVS 7.3.1). */
+const CONSOLE_IDLE_MS = 30 * 60_000;
+
 export interface Services {
   config: Config;
   log: Logger;
@@ -34,8 +40,12 @@ export interface Services {
   tenants: TenantDirectory;
   accounts: AccountService;
   signIn: SignIn;
+  admin: AdminService;
+  auditQuery: AuditQuery;
+  consoleSessions: ConsoleSessions;
   clients: ClientRegistry;
   hasher: PasswordHasher;
+  now: () => Date;
   databaseReady(): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -97,6 +107,7 @@ async function wire(
     await model.createIndexes();
   }
   await createAdapterIndexes(db);
+  await ConsoleSessions.createIndexes(db);
 
   const audit = new AuditTrail(models.audit, log, now);
   const leases = new Leases(db);
@@ -124,6 +135,16 @@ async function wire(
     now,
   });
 
+  const admin = new AdminService({
+    accounts,
+    accountModel: models.accounts,
+    tenantModel: models.tenants,
+    tenants,
+    leases,
+    lockout: config.lockout,
+    now,
+  });
+
   return {
     config,
     log,
@@ -134,8 +155,16 @@ async function wire(
     tenants,
     accounts,
     signIn,
+    admin,
+    auditQuery: new AuditQuery(models.audit, models.accounts),
+    consoleSessions: new ConsoleSessions(
+      db,
+      { absoluteMs: config.ttl.session * 1000, idleMs: CONSOLE_IDLE_MS },
+      now,
+    ),
     clients: new ClientRegistry(db, audit),
     hasher,
+    now,
     databaseReady: () => ping(connection),
     close: () => connection.close(),
   };

@@ -64,6 +64,12 @@ export const newAccountSchema = z.object({
   roles: z.array(z.enum(roles, 'role.unknown')).default([]),
 });
 
+/** A change of the person's name (design section 2: history kept). */
+export const nameChangeSchema = z.object({
+  givenName: personName('given_name'),
+  familyName: personName('family_name'),
+});
+
 export type NewAccountInput = z.output<typeof newAccountSchema>;
 
 /** The official key of each kind of authority (design section 2). */

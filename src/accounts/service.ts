@@ -9,9 +9,19 @@ import type { AuditTrail, RequestContext } from '../audit/trail.ts';
 import type { Leases } from '../db/leases.ts';
 import { AppError, conflict, notFound, ValidationError } from '../errors.ts';
 import type { TenantDirectory } from '../tenants/directory.ts';
-import { newAccountSchema, parseInput } from '../validation.ts';
+import { nameChangeSchema, newAccountSchema, parseInput } from '../validation.ts';
 import { emptyLockout, isLocked, type LockoutSettings } from './lockout.ts';
-import type { Account, AccountModel, AccountState, PasswordState, Role } from './model.ts';
+import { permissions } from './model.ts';
+import type {
+  Account,
+  AccountModel,
+  AccountState,
+  ActorRef,
+  NameChange,
+  PasswordState,
+  Permission,
+  Role,
+} from './model.ts';
 import { preparePassword, usernameKey } from './normalize.ts';
 import { passwordProblems, type PasswordPolicySettings } from './password-policy.ts';
 import { generateInitialPassword, type PasswordHasher } from './passwords.ts';
@@ -24,7 +34,13 @@ export interface PasswordSettings extends PasswordPolicySettings {
 
 /** Ends sessions and revokes grants and tokens of an account (the provider's storage). */
 export interface AccessRevoker {
-  revokeAccount(accountId: string, options?: { exceptSessionUid?: string }): Promise<void>;
+  revokeAccount(accountId: string, options?: RevokeExceptions): Promise<void>;
+}
+
+/** What a revocation leaves alone: the session and grant in which the holder acted. */
+export interface RevokeExceptions {
+  exceptSessionUid?: string;
+  exceptGrantId?: string;
 }
 
 interface AccountServiceDeps {
@@ -153,7 +169,7 @@ export class AccountService {
 
   /**
    * Sets a new password chosen by the account holder. Ends the account's other sessions and
-   * grants; the session `keepSessionUid` (where the change happened) continues. Confirming
+   * grants; the session and grant of `keep` (where the change happened) continue. Confirming
    * the current password is the caller's step, through `SignIn.reauthenticate`, so that wrong
    * guesses count towards the lock.
    */
@@ -161,7 +177,7 @@ export class AccountService {
     accountId: string,
     change: { newPassword: string; confirmation: string },
     context: RequestContext,
-    keepSessionUid?: string,
+    keep: RevokeExceptions = {},
   ): Promise<void> {
     const account = await this.find(accountId);
     if (!account || account.state !== 'active') throw notFound('account.not_found');
@@ -186,7 +202,6 @@ export class AccountService {
       );
     });
 
-    const keep = keepSessionUid === undefined ? {} : { exceptSessionUid: keepSessionUid };
     await this.#deps.revoker.revokeAccount(accountId, keep);
     await this.#record(context, account, 'password.changed');
   }
@@ -273,6 +288,97 @@ export class AccountService {
     return added !== undefined;
   }
 
+  /** Takes a role away; true when the account had it. */
+  async removeRole(accountId: string, role: Role, context: RequestContext): Promise<boolean> {
+    const removed = await this.#exclusive(accountId, async (stored) => {
+      if (!stored.roles.includes(role)) return undefined;
+      await this.#deps.accounts.updateOne(
+        { _id: accountId },
+        {
+          $set: {
+            roles: stored.roles.filter((held) => held !== role),
+            updatedAt: this.#deps.now(),
+          },
+        },
+      );
+      return stored;
+    });
+    if (removed) await this.#record(context, removed, 'account.role_withdrawn', { role });
+    return removed !== undefined;
+  }
+
+  /**
+   * Records a change of name (marriage, correction). The name before the change goes into
+   * the history with who changed it and when; the username stays as it is.
+   */
+  async rename(accountId: string, input: unknown, context: RequestContext): Promise<Account> {
+    const name = parseInput(nameChangeSchema, input);
+    const { before, after } = await this.#exclusive(accountId, async (stored) => {
+      if (stored.state === 'retired') throw new AppError(409, 'account.retired');
+      if (stored.givenName === name.givenName && stored.familyName === name.familyName)
+        return { before: stored, after: stored };
+      const change: NameChange = {
+        givenName: stored.givenName,
+        familyName: stored.familyName,
+        changedAt: this.#deps.now(),
+        changedBy: actorRef(context),
+      };
+      const nameHistory = [change, ...stored.nameHistory];
+      await this.#deps.accounts.updateOne(
+        { _id: accountId },
+        { $set: { ...name, nameHistory, updatedAt: change.changedAt } },
+      );
+      return { before: stored, after: { ...stored, ...name, nameHistory } };
+    });
+    if (before !== after) {
+      await this.#record(context, after, 'account.renamed', {
+        from: `${before.givenName} ${before.familyName}`,
+        to: `${after.givenName} ${after.familyName}`,
+      });
+    }
+    return after;
+  }
+
+  /**
+   * Sets the permissions an account holds. Withdrawing one ends the account's sessions and
+   * revokes its grants in the same call (design section 2): the next refresh fails and a
+   * new sign-in is granted only what remains.
+   */
+  async setPermissions(
+    accountId: string,
+    wanted: readonly Permission[],
+    context: RequestContext,
+  ): Promise<{ granted: Permission[]; withdrawn: Permission[] }> {
+    const target = permissions.filter((permission) => wanted.includes(permission));
+    const { account, granted, withdrawn } = await this.#exclusive(accountId, async (stored) => {
+      if (stored.state === 'retired') throw new AppError(409, 'account.retired');
+      const granted = target.filter((permission) => !stored.permissions.includes(permission));
+      const withdrawn = stored.permissions.filter((permission) => !target.includes(permission));
+      if (granted.length + withdrawn.length > 0) {
+        await this.#deps.accounts.updateOne(
+          { _id: accountId },
+          { $set: { permissions: target, updatedAt: this.#deps.now() } },
+        );
+      }
+      return { account: stored, granted, withdrawn };
+    });
+
+    if (withdrawn.length > 0) await this.#deps.revoker.revokeAccount(accountId);
+    for (const permission of granted)
+      await this.#record(context, account, 'account.permission_granted', { permission });
+    for (const permission of withdrawn)
+      await this.#record(context, account, 'account.permission_withdrawn', { permission });
+    return { granted, withdrawn };
+  }
+
+  /** Ends every session of the account and revokes its grants, codes and tokens. */
+  async endSessions(accountId: string, context: RequestContext): Promise<void> {
+    const account = await this.find(accountId);
+    if (!account) throw notFound('account.not_found');
+    await this.#deps.revoker.revokeAccount(accountId);
+    await this.#record(context, account, 'account.sessions_ended');
+  }
+
   /** The password state once `hash` replaces the stored one, which moves into the history. */
   #replacedPassword(
     stored: Account,
@@ -323,4 +429,16 @@ export class AccountService {
       ...(reason === undefined ? {} : { reason }),
     });
   }
+}
+
+/** Who made a change, as the account's own history keeps it. */
+function actorRef(context: RequestContext): ActorRef {
+  const { actor } = context;
+  if (actor.kind === 'account')
+    return {
+      kind: 'account',
+      accountId: actor.accountId ?? null,
+      tenantId: actor.tenantId ?? null,
+    };
+  return { kind: actor.kind === 'cli' ? 'cli' : 'system', accountId: null, tenantId: null };
 }

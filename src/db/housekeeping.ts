@@ -38,7 +38,10 @@ export class Housekeeping {
     clearInterval(this.#timer);
   }
 
-  /** Deletes expired provider records, consumption markers, stale leases and old audit events. */
+  /**
+   * Deletes expired provider records, consumption markers, stale leases, ended console
+   * sessions and old audit events.
+   */
   async runOnce(now = new Date()): Promise<number> {
     let removed = 0;
     const expired = { expiresAt: { $ne: null, $lte: now } };
@@ -46,7 +49,7 @@ export class Housekeeping {
       removed += (await this.#db.collection(collectionName(model)).deleteMany(expired))
         .deletedCount;
     }
-    for (const collection of ['oidc_consumption', 'leases']) {
+    for (const collection of ['oidc_consumption', 'leases', 'console_sessions']) {
       removed += (await this.#db.collection(collection).deleteMany(expired)).deletedCount;
     }
     removed += await this.#audit.purgeOlderThan(this.#auditRetentionDays);

@@ -13,21 +13,13 @@ import type { Config } from '../config.ts';
 import type { Views } from '../http/views.ts';
 import { pageLanguage, translator, type Language, type Translate } from '../http/views.ts';
 import type { Logger } from '../log.ts';
+import { PendingLogins } from '../http/pending-logins.ts';
 import { isLoopbackHost } from '../oidc/clients.ts';
 
 export const DEMO_CLIENT_ID = 'demo-rp';
-const PENDING_COOKIE = 'flueag.demo';
 const SCOPE = 'openid profile email meldeverfahren zahlungsmitteilungen offline_access';
-/** Sign-ins that may be under way at once (tabs); the oldest beyond this is forgotten. */
-const MAX_PENDING = 5;
 /** Claims that count seconds since the epoch (OIDC Core §2, §5.1), shown also as a date. */
 const TIME_CLAIMS = new Set(['exp', 'iat', 'auth_time', 'nbf', 'updated_at']);
-
-interface PendingLogin {
-  state: string;
-  verifier: string;
-  startedAt: number;
-}
 
 export const demoRedirectUris = (issuer: string) => ({
   redirectUri: `${issuer}/demo/callback`,
@@ -49,7 +41,11 @@ const t = (ctx: Context) => translator(pageLanguage(ctx));
 export function demoRelyingParty(config: Config, views: Views): Router {
   const router = new Router();
   const { redirectUri, postLogoutRedirectUri } = demoRedirectUris(config.issuer);
-  const pendingMaxAgeMs = config.ttl.interaction * 1000;
+  const pending = new PendingLogins({
+    cookie: 'flueag.demo',
+    path: '/demo',
+    maxAgeMs: config.ttl.interaction * 1000,
+  });
   let discovered: Promise<oidc.Configuration> | undefined;
   const relyingParty = () => {
     discovered ??= oidc
@@ -89,8 +85,7 @@ export function demoRelyingParty(config: Config, views: Views): Router {
 
     const verifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
-    const pending = readPending(ctx, pendingMaxAgeMs).slice(-(MAX_PENDING - 1));
-    writePending(ctx, [...pending, { state, verifier, startedAt: Date.now() }], pendingMaxAgeMs);
+    pending.add(ctx, { state, verifier, startedAt: Date.now() });
     const url = oidc.buildAuthorizationUrl(configuration, {
       redirect_uri: redirectUri,
       scope: SCOPE,
@@ -102,7 +97,7 @@ export function demoRelyingParty(config: Config, views: Views): Router {
   });
 
   router.get('/demo/callback', async (ctx) => {
-    const login = takePending(ctx, ctx.query.state, pendingMaxAgeMs);
+    const login = pending.take(ctx, ctx.query.state);
     if (!login) return showError(ctx, 400, unknownLoginText(t(ctx), ctx.query.error));
 
     let configuration: oidc.Configuration;
@@ -154,61 +149,6 @@ function onlyLoopback(
 
 const isLoopbackAddress = (address: string | undefined) =>
   address !== undefined && (address === '::1' || /^(::ffff:)?127\./.test(address));
-
-/**
- * The sign-ins under way in this browser, in an HttpOnly cookie signed with the provider's
- * cookie keys, so that a page can neither read the PKCE verifiers nor plant its own. Two
- * tabs that open `/demo/login` in the same instant may still lose one entry (the later
- * write wins); that tab is then told to start again.
- */
-function readPending(ctx: Context, maxAgeMs: number): PendingLogin[] {
-  const saved = ctx.cookies.get(PENDING_COOKIE, { signed: true });
-  if (!saved) return [];
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(saved);
-  } catch {
-    return [];
-  }
-  if (!Array.isArray(parsed)) return [];
-  const now = Date.now();
-  return parsed.filter(
-    (entry: Partial<PendingLogin> | null): entry is PendingLogin =>
-      typeof entry?.state === 'string' &&
-      typeof entry.verifier === 'string' &&
-      typeof entry.startedAt === 'number' &&
-      now - entry.startedAt < maxAgeMs,
-  );
-}
-
-/** Removes the sign-in that `state` names from the cookie and returns it, if it is there. */
-function takePending(ctx: Context, state: unknown, maxAgeMs: number): PendingLogin | undefined {
-  const pending = readPending(ctx, maxAgeMs);
-  const login = pending.find((entry) => entry.state === state);
-  if (login) {
-    writePending(
-      ctx,
-      pending.filter((entry) => entry !== login),
-      maxAgeMs,
-    );
-  }
-  return login;
-}
-
-function writePending(ctx: Context, pending: PendingLogin[], maxAgeMs: number): void {
-  const options = {
-    httpOnly: true,
-    sameSite: 'lax' as const,
-    signed: true,
-    secure: ctx.secure,
-    path: '/demo',
-  };
-  if (pending.length === 0) {
-    ctx.cookies.set(PENDING_COOKIE, null, options);
-    return;
-  }
-  ctx.cookies.set(PENDING_COOKIE, JSON.stringify(pending), { ...options, maxAge: maxAgeMs });
-}
 
 /** An error code as RFC 6749 §4.1.2.1 allows it; anything else is not shown to the reader. */
 const safeCode = (code: string) => (/^[\w.-]{1,64}$/.test(code) ? code : 'invalid_response');

@@ -27,13 +27,18 @@ export interface HttpDeps extends InteractionDeps {
   views: Views;
   /** Resolves when the database answers a ping. */
   databaseReady: () => Promise<boolean>;
+  /** The console: sign-in, self-service and admin pages, the admin API. */
+  console: Router;
   /** Routes mounted only in some setups (the demo relying party). */
   extraRoutes?: Router;
 }
 
-const stylesheet = readFileSync(
-  fileURLToPath(new URL('../../interactions/assets/style.css', import.meta.url)),
-);
+const asset = (name: string) =>
+  readFileSync(fileURLToPath(new URL(`../../interactions/assets/${name}`, import.meta.url)));
+const assets: Record<string, { type: string; body: Buffer }> = {
+  '/assets/style.css': { type: 'text/css', body: asset('style.css') },
+  '/assets/console.js': { type: 'application/javascript', body: asset('console.js') },
+};
 
 /** Adds our middleware and routes to the provider and returns it. */
 export function mountHttp(provider: Provider, deps: HttpDeps): Provider {
@@ -54,11 +59,13 @@ export function mountHttp(provider: Provider, deps: HttpDeps): Provider {
     ctx.status = ready ? 200 : 503;
     ctx.body = { status: ready ? 'ok' : 'database unavailable' };
   });
-  site.get('/assets/style.css', (ctx) => {
-    ctx.type = 'text/css';
-    ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.body = stylesheet;
-  });
+  for (const [path, { type, body }] of Object.entries(assets)) {
+    site.get(path, (ctx) => {
+      ctx.type = type;
+      ctx.set('Cache-Control', 'public, max-age=3600');
+      ctx.body = body;
+    });
+  }
 
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2 let a relying party use POST here. The
   // library serves POST only together with SameSite=None session cookies
@@ -72,6 +79,7 @@ export function mountHttp(provider: Provider, deps: HttpDeps): Provider {
   }
 
   provider.use(site.routes());
+  provider.use(deps.console.routes());
   if (deps.extraRoutes) provider.use(deps.extraRoutes.routes());
   provider.use(routes.routes());
   provider.use(routes.allowedMethods());

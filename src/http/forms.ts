@@ -2,6 +2,7 @@
 import type { Context } from 'koa';
 
 import type { RequestContext } from '../audit/trail.ts';
+import { AppError } from '../errors.ts';
 
 export type FieldResult = { value: string; error?: undefined } | { value: string; error: string };
 
@@ -37,4 +38,15 @@ export function requestContext(
     ip: ctx.ip,
     actor: accountId ? { kind: 'account', accountId, tenantId } : { kind: 'anonymous' },
   };
+}
+
+/**
+ * Browsers send forms without Content-Encoding; a compressed body is refused before the
+ * parser would inflate it (a corrupt one would otherwise surface as a zlib error).
+ */
+export async function plainBodiesOnly(ctx: Context, next: () => Promise<unknown>) {
+  const encoding = ctx.get('content-encoding').trim().toLowerCase();
+  if (encoding !== '' && encoding !== 'identity')
+    throw new AppError(415, 'error.generic', { detail: `content-encoding ${encoding}` });
+  await next();
 }

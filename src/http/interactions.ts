@@ -14,7 +14,7 @@ import type { Account } from '../accounts/model.ts';
 import type { AccountService } from '../accounts/service.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import type { TenantDirectory } from '../tenants/directory.ts';
-import { formField, requestContext } from './forms.ts';
+import { formField, plainBodiesOnly, requestContext } from './forms.ts';
 import { csrfToken, verifyCsrf } from './security.ts';
 import { pageLanguage, translator, type Views } from './views.ts';
 
@@ -39,17 +39,6 @@ const refusals = {
   locked: ['account.locked', 401],
   initial_expired: ['account.initial_expired', 403],
 } as const;
-
-/**
- * Browsers send forms without Content-Encoding; a compressed body is refused before the
- * parser would inflate it (a corrupt one would otherwise surface as a zlib error).
- */
-async function plainBodiesOnly(ctx: Context, next: () => Promise<unknown>) {
-  const encoding = ctx.get('content-encoding').trim().toLowerCase();
-  if (encoding !== '' && encoding !== 'identity')
-    throw new AppError(415, 'error.generic', { detail: `content-encoding ${encoding}` });
-  await next();
-}
 
 /**
  * True when the password was checked in this very authorization request (the interaction
@@ -343,7 +332,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         accountId,
         { newPassword: fields.new_password.value, confirmation: fields.new_password_confirm.value },
         context,
-        details.session?.uid,
+        details.session?.uid === undefined ? {} : { exceptSessionUid: details.session.uid },
       );
     } catch (error) {
       if (error instanceof ValidationError)

@@ -5,7 +5,7 @@
  */
 import type { Db } from 'mongodb';
 
-import type { AccessRevoker } from '../accounts/service.ts';
+import type { AccessRevoker, RevokeExceptions } from '../accounts/service.ts';
 import { collectionName, grantBoundModels, type StoredRecord } from './adapter.ts';
 
 export class ProviderAccessRevoker implements AccessRevoker {
@@ -24,20 +24,22 @@ export class ProviderAccessRevoker implements AccessRevoker {
    * against their Grant, so they fail from this moment even before the token records go.
    * JWT access tokens cannot be recalled; their lifetime is minutes.
    */
-  async revokeAccount(
-    accountId: string,
-    options: { exceptSessionUid?: string } = {},
-  ): Promise<void> {
+  async revokeAccount(accountId: string, options: RevokeExceptions = {}): Promise<void> {
+    const kept = options.exceptGrantId;
     const grants = await this.#collection('Grant')
       .find({ accountId }, { projection: { _id: 1 } })
       .toArray();
-    const grantIds = grants.map((grant) => grant._id);
-    await this.#collection('Grant').deleteMany({ accountId });
+    const grantIds = grants.map((grant) => grant._id).filter((id) => id !== kept);
+    await this.#collection('Grant').deleteMany(
+      kept === undefined ? { accountId } : { accountId, _id: { $ne: kept } },
+    );
 
     for (const model of grantBoundModels) {
-      await this.#collection(model).deleteMany({
-        $or: [{ accountId }, { grantId: { $in: grantIds } }],
-      });
+      await this.#collection(model).deleteMany(
+        kept === undefined
+          ? { $or: [{ accountId }, { grantId: { $in: grantIds } }] }
+          : { $or: [{ accountId, grantId: { $ne: kept } }, { grantId: { $in: grantIds } }] },
+      );
     }
 
     const sessions =
