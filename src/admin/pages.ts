@@ -266,7 +266,7 @@ export function adminPages(deps: AdminPageDeps): Router {
           });
         }
         await showAccount(ctx, who, account, {
-          error: error instanceof ValidationError ? null : t(error.code),
+          error: error instanceof ValidationError ? null : t(adminMessage(error.code)),
           fieldErrors: formErrors(error, t) ?? {},
           values: {
             givenName: text(body(ctx).given_name),
@@ -347,7 +347,7 @@ export function adminPages(deps: AdminPageDeps): Router {
       if (!(error instanceof AppError) || error.status !== 409) throw error;
       ctx.status = 409;
       await showAccount(ctx, who, await admin.account(who, id), {
-        error: translator(pageLanguage(ctx))(error.code),
+        error: translator(pageLanguage(ctx))(adminMessage(error.code)),
       });
     }
   });
@@ -410,6 +410,10 @@ export function adminPages(deps: AdminPageDeps): Router {
 
   return router;
 }
+
+/** Refusals worded for the person signed in (the login pages') get the admin's wording. */
+const adminMessage = (code: string) =>
+  code === 'account.retired' ? 'admin.account_retired' : code;
 
 /** The form field of each validated property, for links from the error summary. */
 const fieldIds: Record<string, string> = {
