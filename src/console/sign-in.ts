@@ -61,11 +61,14 @@ export async function ensureConsoleClient(clients: ClientRegistry, issuer: strin
   const system: RequestContext = { actor: { kind: 'system' } };
   const { redirectUri, postLogoutRedirectUri } = consoleRedirectUris(issuer);
   const uris = { redirectUris: [redirectUri], postLogoutRedirectUris: [postLogoutRedirectUri] };
+  // The console's URIs are the issuer's own: plain http is as safe as the issuer itself.
+  const own = { ownOrigin: new URL(issuer).origin };
   if (!(await clients.exists(CONSOLE_CLIENT_ID))) {
     try {
       await clients.add(
         { clientId: CONSOLE_CLIENT_ID, clientName: 'Kontoverwaltung', ...uris, public: false },
         system,
+        own,
       );
       return;
     } catch (error) {
@@ -73,7 +76,7 @@ export async function ensureConsoleClient(clients: ClientRegistry, issuer: strin
       if (!(error instanceof AppError && error.code === 'client.exists')) throw error;
     }
   }
-  await clients.setRedirectUris(CONSOLE_CLIENT_ID, uris, system);
+  await clients.setRedirectUris(CONSOLE_CLIENT_ID, uris, system, own);
 }
 
 /** A path of the console to return to after signing in; anything else becomes `/account`. */

@@ -28,9 +28,10 @@ const MAX_REDIRECT_URI_LENGTH = 2000;
  * The first problem of a redirect URI, as RFC 6749 §3.1.2 and OAuth 2.0 Security BCP
  * (RFC 9700) §4.1 want it: absolute, compared exactly (so no wildcard, which an RP might
  * mistake for a pattern), no fragment, no user info, https (plain http only for loopback
- * during development). Applies to post-logout redirect URIs alike.
+ * during development, or under the issuer's own origin for the provider's own console).
+ * Applies to post-logout redirect URIs alike.
  */
-function redirectUriProblem(value: string): string | undefined {
+function redirectUriProblem(value: string, ownOrigin?: string): string | undefined {
   if (value.length > MAX_REDIRECT_URI_LENGTH) return 'redirect_uri.too_long';
 
   let url: URL;
@@ -48,30 +49,40 @@ function redirectUriProblem(value: string): string | undefined {
   if (url.hash || value.includes('#')) return 'redirect_uri.fragment';
   if (url.username || url.password) return 'redirect_uri.userinfo';
   const secure =
-    url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname));
+    url.protocol === 'https:' ||
+    (url.protocol === 'http:' && (isLoopbackHost(url.hostname) || url.origin === ownOrigin));
   return secure ? undefined : 'redirect_uri.insecure';
 }
 
-const redirectUri = z.string().superRefine((value, context) => {
-  const problem = redirectUriProblem(value);
-  if (problem) context.addIssue({ code: 'custom', message: problem });
-});
+/** The registration schemas; `ownOrigin` is the issuer's, given only for its own console. */
+function clientSchemas(ownOrigin?: string) {
+  const redirectUri = z.string().superRefine((value, context) => {
+    const problem = redirectUriProblem(value, ownOrigin);
+    if (problem) context.addIssue({ code: 'custom', message: problem });
+  });
+  const newClient = z.object({
+    clientId: z
+      .string({ error: 'client_id.required' })
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'client_id.invalid'),
+    // Shown on the sign-in page ("Anmeldung für: …"), so held to the rules of tenant names.
+    clientName: visibleText('client_name', 100).optional(),
+    redirectUris: z.array(redirectUri).min(1, 'redirect_uri.required'),
+    postLogoutRedirectUris: z.array(redirectUri).default([]),
+    public: z.boolean().default(false),
+  });
+  return {
+    newClient,
+    redirectUris: newClient.pick({ redirectUris: true, postLogoutRedirectUris: true }),
+  };
+}
 
-const newClientSchema = z.object({
-  clientId: z
-    .string({ error: 'client_id.required' })
-    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'client_id.invalid'),
-  // Shown on the sign-in page ("Anmeldung für: …"), so held to the rules of tenant names.
-  clientName: visibleText('client_name', 100).optional(),
-  redirectUris: z.array(redirectUri).min(1, 'redirect_uri.required'),
-  postLogoutRedirectUris: z.array(redirectUri).default([]),
-  public: z.boolean().default(false),
-});
+const relyingPartySchemas = clientSchemas();
 
-const redirectUrisSchema = newClientSchema.pick({
-  redirectUris: true,
-  postLogoutRedirectUris: true,
-});
+/** Whose redirect URIs a registration is: a relying party's, or the issuer's own console. */
+export interface RegistrationOptions {
+  /** The issuer's origin, whose URIs may be plain http (only for the provider's console). */
+  ownOrigin?: string;
+}
 
 const sameList = (stored: unknown, wanted: string[]) =>
   Array.isArray(stored) &&
@@ -94,8 +105,12 @@ export class ClientRegistry {
   }
 
   /** Registers a first-party client using the code flow with PKCE. */
-  async add(input: unknown, context: RequestContext): Promise<RegisteredClient> {
-    const client = parseInput(newClientSchema, input);
+  async add(
+    input: unknown,
+    context: RequestContext,
+    options: RegistrationOptions = {},
+  ): Promise<RegisteredClient> {
+    const client = parseInput(this.#schemas(options).newClient, input);
     if (await this.#adapter.find(client.clientId)) throw conflict('client.exists');
 
     const clientSecret = client.public ? undefined : randomBytes(32).toString('base64url');
@@ -129,8 +144,9 @@ export class ClientRegistry {
     clientId: string,
     input: { redirectUris: string[]; postLogoutRedirectUris: string[] },
     context: RequestContext,
+    options: RegistrationOptions = {},
   ): Promise<boolean> {
-    const uris = parseInput(redirectUrisSchema, input);
+    const uris = parseInput(this.#schemas(options).redirectUris, input);
     const stored = await this.#adapter.find(clientId);
     if (!stored) throw new AppError(404, 'client.not_found');
     if (
@@ -156,6 +172,10 @@ export class ClientRegistry {
       },
     });
     return true;
+  }
+
+  #schemas(options: RegistrationOptions) {
+    return options.ownOrigin === undefined ? relyingPartySchemas : clientSchemas(options.ownOrigin);
   }
 
   async exists(clientId: string): Promise<boolean> {

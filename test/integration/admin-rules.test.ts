@@ -183,7 +183,10 @@ describe('the two-admin rule', () => {
       const { post } = await consoleOf(only);
       const before = await stored(only.account._id);
 
-      const answer = await post(`/admin/accounts/${only.account._id}/${action}`, [...fields]);
+      const answer = await post(
+        `/admin/accounts/${only.account._id}/${action}`,
+        fields.map(([name, value]) => [name, value]),
+      );
 
       expect(answer.status).toBe(409);
       expect(parse(answer.html).querySelector('.error-summary')?.textContent).toContain(lastAdmin);
