@@ -49,6 +49,22 @@ export const environmentSchema = z.object({
   SESSION_TTL_SECONDS: positiveInt.max(30 * 86400).default(8 * 3600),
   INTERACTION_TTL_SECONDS: positiveInt.max(86400).default(15 * 60),
   AUDIT_RETENTION_DAYS: positiveInt.default(400),
+
+  // The Prometheus listener is separate from the public one, on loopback unless told
+  // otherwise, so that /metrics never reaches the internet through the proxy by accident.
+  METRICS_PORT: z
+    .string()
+    .regex(/^(off|[0-9]{1,5})$/, 'must be a port number (0 = any free port) or off')
+    .refine((value) => value === 'off' || Number(value) <= 65535, 'must be at most 65535')
+    .default('9464'),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  METRICS_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
 });
+
+/**
+ * Variables that may instead be read from a file named by `<NAME>_FILE` (Docker and
+ * Kubernetes secrets), because their values are credentials.
+ */
+export const fileVariables = ['MONGODB_URI', 'METRICS_TOKEN'] as const;
 
 export type Environment = z.input<typeof environmentSchema>;

@@ -2,9 +2,10 @@
  * Builds the one validated configuration object from the environment. Every invalid value
  * is reported in one line that names the variable, so a wrong deployment stops at start.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { environmentSchema } from '../config/schema.ts';
+import { environmentSchema, fileVariables } from '../config/schema.ts';
 
 export interface Config {
   port: number;
@@ -39,6 +40,8 @@ export interface Config {
     interaction: number;
   };
   auditRetentionDays: number;
+  /** The Prometheus listener; `port` undefined = no listener. */
+  metrics: { port: number | undefined; host: string; token: string | undefined };
 }
 
 export class ConfigError extends Error {
@@ -47,8 +50,10 @@ export class ConfigError extends Error {
 
 /** Validates `env` (by default the process environment) and returns the configuration. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const present = Object.fromEntries(
-    Object.entries(env).filter(([, value]) => value !== undefined && value !== ''),
+  const present = withFileVariables(
+    Object.fromEntries(
+      Object.entries(env).filter(([, value]) => value !== undefined && value !== ''),
+    ) as Record<string, string>,
   );
   const parsed = environmentSchema.safeParse(present);
   if (!parsed.success) {
@@ -108,5 +113,34 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       interaction: e.INTERACTION_TTL_SECONDS,
     },
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
+    metrics: {
+      port: e.METRICS_PORT === 'off' ? undefined : Number(e.METRICS_PORT),
+      host: e.METRICS_HOST,
+      token: e.METRICS_TOKEN,
+    },
   };
+}
+
+/**
+ * Replaces `<NAME>_FILE` by the content of that file (without the final line break), so a
+ * credential can come from a mounted secret instead of the process environment, which
+ * `docker inspect` and `/proc/<pid>/environ` show.
+ */
+function withFileVariables(env: Record<string, string>): Record<string, string> {
+  const result = { ...env };
+  for (const name of fileVariables) {
+    const file = env[`${name}_FILE`];
+    if (file === undefined) continue;
+    if (env[name] !== undefined)
+      throw new ConfigError(`invalid configuration: set either ${name} or ${name}_FILE, not both`);
+    try {
+      result[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      throw new ConfigError(
+        `invalid configuration: ${name}_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
+    }
+    delete result[`${name}_FILE`];
+  }
+  return result;
 }

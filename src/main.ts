@@ -36,6 +36,7 @@ async function main(): Promise<void> {
       event: 'server.started',
       issuer: config.issuer,
       url: server.url,
+      metrics_url: server.metricsUrl,
       embedded_database: config.mongodbUri === undefined,
     },
     'flueag-idp is listening',

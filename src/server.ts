@@ -9,6 +9,7 @@ import type Provider from 'oidc-provider';
 import { Housekeeping } from './db/housekeeping.ts';
 import { mountHttp } from './http/app.ts';
 import { translator, Views } from './http/views.ts';
+import { startMetricsListener } from './metrics/listener.ts';
 import { createProvider } from './oidc/provider.ts';
 import type { Services } from './services.ts';
 import { consoleRoutes } from './console/routes.ts';
@@ -20,6 +21,8 @@ export interface RunningServer {
   server: http.Server;
   /** The base URL the server listens on (not necessarily the issuer behind a proxy). */
   url: string;
+  /** The Prometheus scrape URL on its own listener; undefined with METRICS_PORT=off. */
+  metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -70,6 +73,9 @@ export async function startServer(
   const { config, log } = services;
   const views = new Views({ support: config.support });
   const provider = createProvider({ ...services, views });
+  // First, so that the request durations cover all our middleware.
+  provider.use(services.metrics.httpMiddleware());
+  services.metrics.observeProvider(provider);
   await ensureConsoleClient(services.clients, config.issuer);
   const consoleSignIn = new ConsoleSignIn({
     provider,
@@ -102,6 +108,15 @@ export async function startServer(
     ...(options.demo ? { extraRoutes: demoRelyingParty(config, views) } : {}),
   });
 
+  const metrics =
+    config.metrics.port === undefined
+      ? undefined
+      : await startMetricsListener(
+          services.metrics,
+          { ...config.metrics, port: config.metrics.port },
+          log,
+        );
+
   const housekeeping = new Housekeeping(
     services.db,
     services.audit,
@@ -117,6 +132,10 @@ export async function startServer(
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
+  }).catch(async (error: unknown) => {
+    housekeeping.stop();
+    await metrics?.close();
+    throw error;
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
@@ -126,8 +145,10 @@ export async function startServer(
     provider,
     server,
     url,
+    metricsUrl: metrics?.url,
     close: async () => {
       housekeeping.stop();
+      await metrics?.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
     },

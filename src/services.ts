@@ -12,7 +12,7 @@ import { AccountService } from './accounts/service.ts';
 import { SignIn } from './accounts/sign-in.ts';
 import { AdminService } from './admin/service.ts';
 import { AuditQuery } from './audit/query.ts';
-import { AuditTrail, auditModel } from './audit/trail.ts';
+import { auditModel, type AuditTrail } from './audit/trail.ts';
 import type { Config } from './config.ts';
 import { ConsoleSessions } from './console/sessions.ts';
 import { connect, ping } from './db/connection.ts';
@@ -20,6 +20,8 @@ import { openEmbeddedDatabase, type Role } from './db/embedded.ts';
 import { Leases } from './db/leases.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import type { Logger } from './log.ts';
+import { MeteredAuditTrail } from './metrics/audit.ts';
+import { Metrics } from './metrics/metrics.ts';
 import { createAdapterIndexes } from './oidc/adapter.ts';
 import { ClientRegistry } from './oidc/clients.ts';
 import { loadKeyMaterial, type KeyMaterial } from './oidc/keys.ts';
@@ -46,6 +48,8 @@ export interface Services {
   clients: ClientRegistry;
   hasher: PasswordHasher;
   now: () => Date;
+  /** This process's metrics; the hashing queue sets its depth here. */
+  metrics: Metrics;
   databaseReady(): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -109,7 +113,9 @@ async function wire(
   await createAdapterIndexes(db);
   await ConsoleSessions.createIndexes(db);
 
-  const audit = new AuditTrail(models.audit, log, now);
+  const metrics = new Metrics();
+  metrics.observeDatabase(connection);
+  const audit: AuditTrail = new MeteredAuditTrail(metrics, models.audit, log, now);
   const leases = new Leases(db);
   const tenants = new TenantDirectory(models.tenants, audit);
   const hasher = new PasswordHasher(config.argon2, Buffer.from(keys.fingerprintKey, 'base64url'));
@@ -165,6 +171,7 @@ async function wire(
     clients: new ClientRegistry(db, audit),
     hasher,
     now,
+    metrics,
     databaseReady: () => ping(connection),
     close: () => connection.close(),
   };

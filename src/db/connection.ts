@@ -11,6 +11,8 @@ export async function connect(uri: string): Promise<Connection> {
     autoCreate: false,
     serverSelectionTimeoutMS: 10_000,
     maxPoolSize: 20,
+    // Failed commands are counted as database errors (metrics/metrics.ts).
+    monitorCommands: true,
   });
   try {
     await connection.asPromise();

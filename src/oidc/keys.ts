@@ -4,7 +4,7 @@
  * embedded default generates it under the data directory at first start.
  */
 import { generateKeyPairSync, randomBytes, randomUUID, type JsonWebKey } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { z } from 'zod';
@@ -45,9 +45,7 @@ export async function loadKeyMaterial(file: string, create: boolean): Promise<Ke
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     if (!create) throw new KeyFileError(`KEYS_FILE ${file} does not exist`);
-    const material = newKeyMaterial();
-    await saveKeyMaterial(file, material);
-    return material;
+    return (await createKeyMaterial(file)) ?? loadKeyMaterial(file, false);
   }
 
   let json: unknown;
@@ -62,6 +60,29 @@ export async function loadKeyMaterial(file: string, create: boolean): Promise<Ke
   const kids = parsed.data.jwks.keys.map((key) => key.kid);
   if (new Set(kids).size !== kids.length) throw new KeyFileError(`key file ${file} repeats a kid`);
   return parsed.data as KeyMaterial;
+}
+
+/**
+ * Creates the key file unless another process got there first, in which case it returns
+ * undefined and the caller reads that process's keys. Servers that share a data directory
+ * and start together must all end up with the same keys: a server with keys of its own
+ * would reject the cookies and tokens of the others. `link` fails when the name exists,
+ * where `rename` would silently replace the other process's file.
+ */
+async function createKeyMaterial(file: string): Promise<KeyMaterial | undefined> {
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  const material = newKeyMaterial();
+  const temporary = `${file}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
+  await writeFile(temporary, `${JSON.stringify(material, null, 2)}\n`, { mode: 0o600 });
+  try {
+    await link(temporary, file);
+    return material;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    return undefined;
+  } finally {
+    await unlink(temporary).catch(() => {});
+  }
 }
 
 /** Writes the file atomically with owner-only permissions. */

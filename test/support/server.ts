@@ -53,6 +53,8 @@ export async function startTestServer(
     DATA_DIR: dataDir,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     DEMO_SEED: 'false',
+    // Each test server scrapes on a free port of its own.
+    METRICS_PORT: '0',
     ...env,
   });
   const clock = { offsetMs: 0 };
