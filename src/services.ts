@@ -118,7 +118,11 @@ async function wire(
   const audit: AuditTrail = new MeteredAuditTrail(metrics, models.audit, log, now);
   const leases = new Leases(db);
   const tenants = new TenantDirectory(models.tenants, audit);
-  const hasher = new PasswordHasher(config.argon2, Buffer.from(keys.fingerprintKey, 'base64url'));
+  const hasher = new PasswordHasher(
+    config.argon2,
+    Buffer.from(keys.fingerprintKey, 'base64url'),
+    (depth) => metrics.setHashingQueueDepth(depth),
+  );
   const accounts = new AccountService({
     accounts: models.accounts,
     leases,

@@ -3,6 +3,7 @@
  * recognise a retyped wrong password without storing it.
  */
 import { createHmac, randomBytes, randomInt } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 
 import argon2 from 'argon2';
 
@@ -17,21 +18,28 @@ export interface Argon2Settings {
 export class PasswordHasher {
   readonly #options: Argon2Settings & { type: typeof argon2.argon2id };
   readonly #fingerprintKey: Buffer;
+  readonly #slots: HashingSlots;
   #dummyHash: Promise<string> | undefined;
 
-  constructor(settings: Argon2Settings, fingerprintKey: Buffer) {
+  /** `onQueueDepth` hears how many hashing operations wait for a slot, at every change. */
+  constructor(
+    settings: Argon2Settings,
+    fingerprintKey: Buffer,
+    onQueueDepth: (depth: number) => void = () => {},
+  ) {
     this.#options = { ...settings, type: argon2.argon2id };
     this.#fingerprintKey = fingerprintKey;
+    this.#slots = new HashingSlots(availableParallelism(), onQueueDepth);
   }
 
   hash(password: string): Promise<string> {
-    return argon2.hash(preparePassword(password), this.#options);
+    return this.#slots.run(() => argon2.hash(preparePassword(password), this.#options));
   }
 
   /** True when `password` matches `hash`; a malformed hash counts as no match. */
   async verify(hash: string, password: string): Promise<boolean> {
     try {
-      return await argon2.verify(hash, preparePassword(password));
+      return await this.#slots.run(() => argon2.verify(hash, preparePassword(password)));
     } catch {
       return false;
     }
@@ -64,6 +72,45 @@ export class PasswordHasher {
       .update(preparePassword(password))
       .digest('base64url')
       .slice(0, 22);
+  }
+}
+
+/**
+ * At most one argon2 operation per core at a time; the rest wait in order. Without the
+ * limit, libuv's thread pool (4 threads, shared with file and DNS work) would be the queue,
+ * invisible and oversubscribing a smaller machine; with it, the waiting operations are a
+ * number an operator can watch (`flueag_password_hashing_queue_depth`).
+ */
+class HashingSlots {
+  readonly #waiting: (() => void)[] = [];
+  readonly #onQueueDepth: (depth: number) => void;
+  #free: number;
+
+  constructor(size: number, onQueueDepth: (depth: number) => void) {
+    this.#free = size;
+    this.#onQueueDepth = onQueueDepth;
+  }
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) {
+      this.#free -= 1;
+    } else {
+      await new Promise<void>((resolve) => {
+        this.#waiting.push(resolve);
+        this.#onQueueDepth(this.#waiting.length);
+      });
+    }
+    try {
+      return await work();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) {
+        this.#onQueueDepth(this.#waiting.length);
+        next();
+      } else {
+        this.#free += 1;
+      }
+    }
   }
 }
 

@@ -73,9 +73,7 @@ async function answer(
     return;
   }
   if (token !== undefined && !bearerMatches(request.headers.authorization, token)) {
-    response
-      .writeHead(401, { 'WWW-Authenticate': 'Bearer realm="metrics"' })
-      .end('unauthorized\n');
+    response.writeHead(401, { 'WWW-Authenticate': 'Bearer realm="metrics"' }).end('unauthorized\n');
     return;
   }
 
