@@ -142,7 +142,7 @@ export function formOf(page: Page, selector = 'form') {
 export async function postRaw(
   browser: Browser,
   page: Page,
-  body: string | Uint8Array,
+  body: string | Uint8Array<ArrayBuffer>,
   headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' },
 ): Promise<Page & { location: string | null }> {
   const { action } = formOf(page);
