@@ -12,6 +12,7 @@ import { translator, Views } from './http/views.ts';
 import { startMetricsListener } from './metrics/listener.ts';
 import { createProvider } from './oidc/provider.ts';
 import type { Services } from './services.ts';
+import { adminApi } from './admin/api.ts';
 import { consoleRoutes } from './console/routes.ts';
 import { ConsoleSignIn, ensureConsoleClient } from './console/sign-in.ts';
 import { demoRelyingParty } from './demo/relying-party.ts';
@@ -104,6 +105,14 @@ export async function startServer(
       signIn: services.signIn,
       views,
       now: services.now,
+      api: adminApi({
+        provider,
+        accounts: services.accounts,
+        tenants: services.tenants,
+        consoleSignIn,
+        admin: services.admin,
+        auditQuery: services.auditQuery,
+      }),
     }),
     ...(options.demo ? { extraRoutes: demoRelyingParty(config, views) } : {}),
   });

@@ -128,6 +128,11 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.ou
 
   const fields: Record<string, string[]> = {};
   for (const issue of result.error.issues) {
+    // A strict object names the properties it does not know; each is an error of its own.
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) fields[key] = ['property.unknown'];
+      continue;
+    }
     const field = String(issue.path[0] ?? 'input');
     const code = /^[a-z_]+\.[a-z_]+$/.test(issue.message) ? issue.message : `${field}.invalid`;
     const codes = (fields[field] ??= []);

@@ -42,6 +42,8 @@ export class ProviderAccount {
   readonly permissions: Permission[];
   /** Read by the `password_change` prompt of the interaction policy. */
   readonly passwordChangeRequired: boolean;
+  /** A local admin or operator, who may be granted the `admin` scope of the admin API. */
+  readonly administrator: boolean;
   readonly #account: Account;
   readonly #tenant: Tenant;
 
@@ -49,6 +51,8 @@ export class ProviderAccount {
     this.accountId = account._id;
     this.permissions = account.permissions;
     this.passwordChangeRequired = passwordChangeRequired;
+    this.administrator =
+      account.roles.includes('local_admin') || account.roles.includes('operator');
     this.#account = account;
     this.#tenant = tenant;
   }

@@ -14,6 +14,13 @@ import { ProviderAccount } from './account-claims.ts';
 
 const permissionScopes = new Set<string>(permissions);
 
+/**
+ * The scope of the admin JSON API (`/admin/api`): granted only to local admins and
+ * operators, so a token that a relying party obtains for an ordinary sign-in of an admin
+ * cannot be replayed against the API unless the client asked for it.
+ */
+export const ADMIN_SCOPE = 'admin';
+
 /** `loadExistingGrant` of the provider configuration. */
 export async function loadGrant(ctx: KoaContextWithOIDC): Promise<Grant | undefined> {
   const { oidc } = ctx;
@@ -36,7 +43,8 @@ export async function loadGrant(ctx: KoaContextWithOIDC): Promise<Grant | undefi
   if (requestedPermissions.length > 0 && !requestedPermissions.some((scope) => held.has(scope))) {
     throw new errors.AccessDenied('the account holds none of the requested permissions');
   }
-  const allowed = (scope: string) => !permissionScopes.has(scope) || held.has(scope);
+  const allowed = (scope: string) =>
+    scope === ADMIN_SCOPE ? account.administrator : !permissionScopes.has(scope) || held.has(scope);
 
   const grant = new oidc.provider.Grant({
     accountId: account.accountId,

@@ -17,7 +17,7 @@ import type { TenantDirectory } from '../tenants/directory.ts';
 import { permissions } from '../accounts/model.ts';
 import { accountFinder, claimsByScope, grantedPermissions } from './account-claims.ts';
 import { MongoAdapter } from './adapter.ts';
-import { loadGrant } from './grants.ts';
+import { ADMIN_SCOPE, loadGrant } from './grants.ts';
 import type { KeyMaterial } from './keys.ts';
 import { interactionPrompts } from './policy.ts';
 
@@ -64,7 +64,8 @@ export function createProvider(deps: ProviderDeps): Provider {
     // DOC#claims; the permission scopes appear here so they are static scopes too, and an
     // opaque access token obtained without `resource` lists them (design section 4).
     claims: claimsByScope,
-    scopes: ['openid', 'offline_access'],
+    // `admin`: the admin JSON API, granted to local admins and operators only (grants.ts).
+    scopes: ['openid', 'offline_access', ADMIN_SCOPE],
     // DOC#conformidtokenclaims: ID tokens carry the scope claims, as userinfo does.
     conformIdTokenClaims: false,
     jwks: keys.jwks as Configuration['jwks'],
