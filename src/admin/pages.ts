@@ -13,7 +13,7 @@ import { AuditQuery, tenantActions, type AuditFilter } from '../audit/query.ts';
 import { consoleUser } from '../console/sign-in.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import { csrfToken, verifyCsrf } from '../http/security.ts';
-import { pageLanguage, translator, type Translate, type Views } from '../http/views.ts';
+import { hasText, pageLanguage, translator, type Translate, type Views } from '../http/views.ts';
 import { auditCsv } from './csv.ts';
 import {
   mayAdminister,
@@ -371,6 +371,7 @@ export function adminPages(deps: AdminPageDeps): Router {
       page,
       csvQuery: queryString(shown),
       nextQuery: queryString({ ...shown, before: page.next ?? undefined }),
+      wording: auditWording(translator(pageLanguage(ctx))),
     });
   });
 
@@ -409,6 +410,26 @@ export function adminPages(deps: AdminPageDeps): Router {
   }
 
   return router;
+}
+
+/**
+ * The audit trail's reasons and details in the page language: known keys and values
+ * (permissions, roles, states) get their texts, anything else is shown as stored.
+ */
+function auditWording(t: Translate) {
+  const known = (key: string) => (hasText(key) ? t(key) : undefined);
+  const value = (raw: unknown): string => {
+    if (Array.isArray(raw)) return raw.length ? raw.map(value).join(', ') : '–';
+    const text = String(raw);
+    return known(`permission.${text}`) ?? known(`role.${text}`) ?? known(`state.${text}`) ?? text;
+  };
+  return {
+    reason: (reason: string) => known(`audit.reason_${reason}`) ?? reason,
+    details: (details: Record<string, unknown> | null) =>
+      Object.entries(details ?? {})
+        .map(([key, raw]) => `${known(`audit.detail_${key}`) ?? key}: ${value(raw)}`)
+        .join('; '),
+  };
 }
 
 /** Refusals worded for the person signed in (the login pages') get the admin's wording. */

@@ -174,6 +174,10 @@ describe('creating an account', () => {
     });
     const detail = await accountPage(stored!._id);
     expect(detail.html).not.toContain(initialPassword);
+    const trail = await visit(`/admin/audit?account=${stored!._id}&action=account.created`);
+    expect(trail.document.querySelector('tbody td.details')?.textContent).toContain(
+      'Berechtigungen: Meldeverfahren; Rollen: –',
+    );
 
     const { browser: person, login } = await openSignIn(client);
     const next = asPage(
@@ -378,6 +382,7 @@ describe('changing an account', () => {
     expect(actions).toEqual(
       expect.arrayContaining(['Anmeldung', 'Konto gesperrt', 'Sperre aufgehoben']),
     );
+    expect(text(trail)).toContain('fehlgeschlagen (falsches Kennwort)');
   });
 
   it('issues a new one-time password that replaces the old password and ends sessions', async () => {
