@@ -33,6 +33,8 @@ async function start() {
     HOST: '127.0.0.1',
     ISSUER: issuer,
     LOG_LEVEL: 'warn',
+    // Any free port: another installation on this machine may hold the default.
+    METRICS_PORT: '0',
   };
   delete env.MONGODB_URI;
   delete env.DEMO_SEED;

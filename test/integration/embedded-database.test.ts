@@ -157,6 +157,8 @@ function startProvider(directory: string, port: number) {
     HOST: '127.0.0.1',
     ISSUER: `http://127.0.0.1:${port}`,
     LOG_LEVEL: 'warn',
+    // Any free port: another installation on this machine may hold the default.
+    METRICS_PORT: '0',
   };
   delete env.MONGODB_URI;
   const child = spawn(process.execPath, [path.join(root, 'src/main.ts')], { env, cwd: root });
