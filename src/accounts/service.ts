@@ -151,8 +151,13 @@ export class AccountService {
 
   /** The policy problems of `newPassword` for this account, history included. */
   async passwordProblems(account: Account, newPassword: string): Promise<string[]> {
+    const tenant = await this.#deps.tenants.find(account.tenantId);
     const problems = passwordProblems(newPassword, this.#deps.password, {
       username: account.username,
+      givenName: account.givenName,
+      familyName: account.familyName,
+      tenantId: account.tenantId,
+      ...(tenant ? { tenantName: tenant.name } : {}),
     });
     if (problems.length > 0) return problems;
 

@@ -99,4 +99,35 @@ describe('password change step', () => {
     const changed = await storedAccount(test, person.account._id);
     expect(await test.services.hasher.verify(changed.password.hash, second)).toBe(true);
   });
+
+  it('names every quality rule a new password breaks, in German, and keeps the sign-in open', async () => {
+    const person = await createAccount(
+      test,
+      tenantId,
+      { givenName: 'Annegret', familyName: 'Brückner' },
+      { initial: true },
+    );
+    const { browser, login } = await openSignIn(client);
+    const change = asPage(await browser.submit(login, credentials(person)));
+    const attempt = async (password: string) => {
+      const page = asPage(
+        await browser.submit(change, { new_password: password, new_password_confirm: password }),
+      );
+      expect(page.status).toBe(400);
+      return page.document.querySelector('#new_password-error')?.textContent ?? '';
+    };
+
+    expect(await attempt('Annegret#2')).toContain('Es enthält Ihren Vor- oder Nachnamen.');
+    expect(await attempt('Passwort123!')).toContain(
+      'Es gehört zu den am häufigsten verwendeten Kennwörtern',
+    );
+    expect(await attempt('Flueag-Sommer2026')).toMatch(
+      /Namen dieses Verfahrens.*Jahreszeit oder einen Monat/s,
+    );
+    expect(change.document.querySelector('#password-rules')?.textContent).toContain(
+      'ist kein häufig verwendetes Kennwort',
+    );
+    const stored = await storedAccount(test, person.account._id);
+    expect(stored.password.mustChange).toBe(true);
+  });
 });
