@@ -38,6 +38,12 @@ export const environmentSchema = z.object({
   INITIAL_PASSWORD_VALID_DAYS: positiveInt.max(365).default(14),
   LOCKOUT_MAX_FAILURES: positiveInt.max(100).default(5),
   LOCKOUT_AUTO_UNLOCK_MINUTES: z.coerce.number().int().min(0).default(0),
+  SIGNIN_DELAY_BASE_MS: z.coerce.number().int().min(0).max(10_000).default(1000),
+  SIGNIN_DELAY_MAX_SECONDS: positiveInt.max(3600).default(60),
+  SIGNIN_DELAY_WINDOW_MINUTES: positiveInt.max(1440).default(15),
+  SIGNIN_FREE_FAILURES_PER_ADDRESS: z.coerce.number().int().min(0).max(10_000).default(10),
+  HASH_CONCURRENCY: positiveInt.max(64).optional(),
+  HASH_QUEUE_LIMIT: z.coerce.number().int().min(0).max(10_000).default(32),
 
   ARGON2_MEMORY_KIB: z.coerce.number().int().min(19456).max(4194304).default(19456),
   ARGON2_TIME_COST: z.coerce.number().int().min(2).max(20).default(2),

@@ -3,6 +3,7 @@
  * is reported in one line that names the variable, so a wrong deployment stops at start.
  */
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 import { environmentSchema, fileVariables } from '../config/schema.ts';
@@ -31,6 +32,14 @@ export interface Config {
     initialValidDays: number;
   };
   lockout: { maxFailures: number; autoUnlockMinutes: number };
+  throttle: {
+    windowMinutes: number;
+    baseDelayMs: number;
+    maxDelayMs: number;
+    nameFreeFailures: number;
+    addressFreeFailures: number;
+  };
+  hashQueue: { concurrency: number; queueLimit: number };
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   ttl: {
     accessToken: number;
@@ -99,6 +108,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     lockout: {
       maxFailures: e.LOCKOUT_MAX_FAILURES,
       autoUnlockMinutes: e.LOCKOUT_AUTO_UNLOCK_MINUTES,
+    },
+    throttle: {
+      windowMinutes: e.SIGNIN_DELAY_WINDOW_MINUTES,
+      baseDelayMs: e.SIGNIN_DELAY_BASE_MS,
+      maxDelayMs: e.SIGNIN_DELAY_MAX_SECONDS * 1000,
+      // One failure of a name goes without delay: a typo is retyped at once.
+      nameFreeFailures: 1,
+      addressFreeFailures: e.SIGNIN_FREE_FAILURES_PER_ADDRESS,
+    },
+    // libuv runs argon2 on its pool of 4 threads; more at once would only queue there.
+    hashQueue: {
+      concurrency: e.HASH_CONCURRENCY ?? Math.min(4, os.availableParallelism()),
+      queueLimit: e.HASH_QUEUE_LIMIT,
     },
     argon2: {
       memoryCost: e.ARGON2_MEMORY_KIB,

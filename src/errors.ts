@@ -7,12 +7,19 @@ export class AppError extends Error {
   readonly status: number;
   readonly code: string;
   readonly detail: string | undefined;
+  /** For 429 and 503: the `Retry-After` the answer carries. */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(status: number, code: string, options: { detail?: string; cause?: unknown } = {}) {
+  constructor(
+    status: number,
+    code: string,
+    options: { detail?: string; cause?: unknown; retryAfterSeconds?: number } = {},
+  ) {
     super(code, { cause: options.cause });
     this.status = status;
     this.code = code;
     this.detail = options.detail;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

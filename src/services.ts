@@ -10,6 +10,7 @@ import { accountModel } from './accounts/model.ts';
 import { PasswordHasher } from './accounts/passwords.ts';
 import { AccountService } from './accounts/service.ts';
 import { SignIn } from './accounts/sign-in.ts';
+import { SignInThrottle } from './accounts/throttle.ts';
 import { AdminService } from './admin/service.ts';
 import { AuditQuery } from './audit/query.ts';
 import { auditModel, type AuditTrail } from './audit/trail.ts';
@@ -121,8 +122,11 @@ async function wire(
   const hasher = new PasswordHasher(
     config.argon2,
     Buffer.from(keys.fingerprintKey, 'base64url'),
+    config.hashQueue,
     (depth) => metrics.setHashingQueueDepth(depth),
   );
+  const throttle = new SignInThrottle(db, config.throttle, now);
+  await throttle.createIndexes();
   const accounts = new AccountService({
     accounts: models.accounts,
     leases,
@@ -138,6 +142,7 @@ async function wire(
     accounts: models.accounts,
     leases,
     loginFailures: models.loginFailures,
+    throttle,
     tenants,
     hasher,
     audit,

@@ -3,10 +3,10 @@
  * recognise a retyped wrong password without storing it.
  */
 import { createHmac, randomBytes, randomInt } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 
 import argon2 from 'argon2';
 
+import { AppError } from '../errors.ts';
 import { preparePassword } from './normalize.ts';
 
 export interface Argon2Settings {
@@ -15,34 +15,102 @@ export interface Argon2Settings {
   parallelism: number;
 }
 
+export interface HashQueueSettings {
+  /** Hash operations running at once (argon2 runs on libuv's thread pool). */
+  concurrency: number;
+  /** Operations waiting for a free slot; one more is refused with 503. */
+  queueLimit: number;
+}
+
+/** How long a refused caller should wait before it tries again. */
+const BUSY_RETRY_SECONDS = 5;
+
+/**
+ * Runs at most `concurrency` operations at once and lets at most `queueLimit` wait; beyond
+ * that it refuses at once, so a flood of attempts meets a 503 with `Retry-After` instead of
+ * latency that grows without limit. The queue is per process: it guards this CPU. Without
+ * it, libuv's thread pool (shared with file and DNS work) would be the queue, invisible; with
+ * it, the waiting operations are a number an operator can watch
+ * (`flueag_password_hashing_queue_depth`).
+ */
+export class HashQueue {
+  readonly #settings: HashQueueSettings;
+  readonly #waiting: Array<() => void> = [];
+  #active = 0;
+  /** The largest number of waiting operations seen, for tests and load checks. */
+  peakWaiting = 0;
+  peakActive = 0;
+
+  readonly #onQueueDepth: (depth: number) => void;
+
+  /** `onQueueDepth` hears how many operations wait for a slot, at every change. */
+  constructor(settings: HashQueueSettings, onQueueDepth: (depth: number) => void = () => {}) {
+    this.#settings = settings;
+    this.#onQueueDepth = onQueueDepth;
+  }
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.#active >= this.#settings.concurrency) {
+      if (this.#waiting.length >= this.#settings.queueLimit) {
+        throw new AppError(503, 'service.busy', {
+          detail: 'password hashing queue is full',
+          retryAfterSeconds: BUSY_RETRY_SECONDS,
+        });
+      }
+      await new Promise<void>((resolve) => {
+        this.#waiting.push(resolve);
+        this.peakWaiting = Math.max(this.peakWaiting, this.#waiting.length);
+        this.#onQueueDepth(this.#waiting.length);
+      });
+    } else {
+      this.#active += 1;
+    }
+    this.peakActive = Math.max(this.peakActive, this.#active);
+    try {
+      return await work();
+    } finally {
+      // Hand the slot straight to the next waiter, or give it back.
+      const next = this.#waiting.shift();
+      if (next) {
+        this.#onQueueDepth(this.#waiting.length);
+        next();
+      } else {
+        this.#active -= 1;
+      }
+    }
+  }
+}
+
 export class PasswordHasher {
   readonly #options: Argon2Settings & { type: typeof argon2.argon2id };
   readonly #fingerprintKey: Buffer;
-  readonly #slots: HashingSlots;
+  readonly queue: HashQueue;
   #dummyHash: Promise<string> | undefined;
 
-  /** `onQueueDepth` hears how many hashing operations wait for a slot, at every change. */
   constructor(
     settings: Argon2Settings,
     fingerprintKey: Buffer,
+    queue: HashQueueSettings = { concurrency: 4, queueLimit: 32 },
     onQueueDepth: (depth: number) => void = () => {},
   ) {
     this.#options = { ...settings, type: argon2.argon2id };
     this.#fingerprintKey = fingerprintKey;
-    this.#slots = new HashingSlots(availableParallelism(), onQueueDepth);
+    this.queue = new HashQueue(queue, onQueueDepth);
   }
 
   hash(password: string): Promise<string> {
-    return this.#slots.run(() => argon2.hash(preparePassword(password), this.#options));
+    return this.queue.run(() => argon2.hash(preparePassword(password), this.#options));
   }
 
   /** True when `password` matches `hash`; a malformed hash counts as no match. */
-  async verify(hash: string, password: string): Promise<boolean> {
-    try {
-      return await this.#slots.run(() => argon2.verify(hash, preparePassword(password)));
-    } catch {
-      return false;
-    }
+  verify(hash: string, password: string): Promise<boolean> {
+    return this.queue.run(async () => {
+      try {
+        return await argon2.verify(hash, preparePassword(password));
+      } catch {
+        return false;
+      }
+    });
   }
 
   /**
@@ -50,7 +118,8 @@ export class PasswordHasher {
    * locked account), so the answer's timing does not tell these cases apart.
    */
   async verifyNothing(password: string): Promise<false> {
-    this.#dummyHash ??= this.hash(randomBytes(18).toString('base64'));
+    // Made once outside the queue, so that a refusal by a full queue is never remembered.
+    this.#dummyHash ??= argon2.hash(randomBytes(18).toString('base64'), this.#options);
     await this.verify(await this.#dummyHash, password);
     return false;
   }
@@ -72,45 +141,6 @@ export class PasswordHasher {
       .update(preparePassword(password))
       .digest('base64url')
       .slice(0, 22);
-  }
-}
-
-/**
- * At most one argon2 operation per core at a time; the rest wait in order. Without the
- * limit, libuv's thread pool (4 threads, shared with file and DNS work) would be the queue,
- * invisible and oversubscribing a smaller machine; with it, the waiting operations are a
- * number an operator can watch (`flueag_password_hashing_queue_depth`).
- */
-class HashingSlots {
-  readonly #waiting: (() => void)[] = [];
-  readonly #onQueueDepth: (depth: number) => void;
-  #free: number;
-
-  constructor(size: number, onQueueDepth: (depth: number) => void) {
-    this.#free = size;
-    this.#onQueueDepth = onQueueDepth;
-  }
-
-  async run<T>(work: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) {
-      this.#free -= 1;
-    } else {
-      await new Promise<void>((resolve) => {
-        this.#waiting.push(resolve);
-        this.#onQueueDepth(this.#waiting.length);
-      });
-    }
-    try {
-      return await work();
-    } finally {
-      const next = this.#waiting.shift();
-      if (next) {
-        this.#onQueueDepth(this.#waiting.length);
-        next();
-      } else {
-        this.#free += 1;
-      }
-    }
   }
 }
 

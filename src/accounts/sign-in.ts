@@ -6,6 +6,10 @@
  * The check of one name runs under that name's lease (db/leases.ts): parallel attempts on
  * one account are checked one after the other, so exactly `maxFailures` wrong passwords are
  * verified before the lock, and none after it.
+ *
+ * Before any of that, the throttle (throttle.ts) decides whether the attempt comes too soon
+ * after earlier failures of the same name or address; if so it is answered at once, with no
+ * argon2 work and no look-up of the account, so the answer is the same for every name.
  */
 import { createHash } from 'node:crypto';
 
@@ -25,6 +29,7 @@ import {
 import type { Account, AccountModel } from './model.ts';
 import { usernameKey } from './normalize.ts';
 import type { PasswordHasher } from './passwords.ts';
+import { nameKey, type Admission, type SignInThrottle } from './throttle.ts';
 
 export interface Credentials {
   tenant: string;
@@ -40,7 +45,9 @@ export type SignInResult =
   /** Only after the correct password: the account is deactivated or retired. */
   | { kind: 'inactive'; state: 'deactivated' | 'retired' }
   /** Only after the correct password: the one-time password was not used in time. */
-  | { kind: 'initial_expired' };
+  | { kind: 'initial_expired' }
+  /** Too soon after earlier failures of this name or address; nothing was checked. */
+  | { kind: 'throttled'; retryAfterSeconds: number };
 
 /** What one check found, with the precise reason the audit event records. */
 type Check =
@@ -57,6 +64,7 @@ interface SignInDeps {
   accounts: AccountModel;
   leases: Leases;
   loginFailures: LoginFailureModel;
+  throttle: SignInThrottle;
   tenants: TenantDirectory;
   hasher: PasswordHasher;
   audit: AuditTrail;
@@ -76,13 +84,16 @@ export class SignIn {
     const { accounts, tenants } = this.#deps;
     const tenant = await tenants.resolve(credentials.tenant);
     const key = usernameKey(credentials.username);
-    const account = tenant?.active
-      ? ((await accounts.findOne({ tenantId: tenant._id, usernameKey: key }).lean()) ?? undefined)
-      : undefined;
+    const tenantScope = tenant?._id ?? `?${credentials.tenant.trim().toLowerCase()}`;
+    return this.#throttled(tenantScope, key, context, tenant?._id ?? null, async () => {
+      const account = tenant?.active
+        ? ((await accounts.findOne({ tenantId: tenant._id, usernameKey: key }).lean()) ?? undefined)
+        : undefined;
 
-    if (!tenant || !account) return this.#unknown(credentials, tenant, key, context);
-    const result = await this.#verifyAccount(account, credentials.password, context);
-    return result.kind === 'success' ? { ...result, tenant } : result;
+      if (!tenant || !account) return this.#unknown(credentials, tenant, key, context);
+      const result = await this.#verifyAccount(account, credentials.password, context);
+      return result.kind === 'success' ? { ...result, tenant } : result;
+    });
   }
 
   /**
@@ -94,7 +105,55 @@ export class SignIn {
     password: string,
     context: RequestContext,
   ): Promise<SignInResult['kind']> {
-    return (await this.#verifyAccount(account, password, context)).kind;
+    const result = await this.#throttled(
+      account.tenantId,
+      account.usernameKey,
+      context,
+      account.tenantId,
+      () => this.#verifyAccount(account, password, context),
+    );
+    return result.kind;
+  }
+
+  /**
+   * Runs `check` if the throttle admits the attempt; a right password clears the name's
+   * failures, a wrong one leaves them counted, and an error forgets the attempt.
+   */
+  async #throttled<T extends { kind: SignInResult['kind'] }>(
+    tenantScope: string,
+    usernameKey: string,
+    context: RequestContext,
+    tenantId: string | null,
+    check: () => Promise<T>,
+  ): Promise<T | { kind: 'throttled'; retryAfterSeconds: number }> {
+    const { throttle, audit } = this.#deps;
+    const admission: Admission = await throttle.admit(
+      nameKey(tenantScope, usernameKey),
+      context.ip,
+    );
+    if (!admission.admitted) {
+      const retryAfterSeconds = Math.ceil(admission.retryAfterMs / 1000);
+      await audit.record(context, {
+        tenantId,
+        action: 'login',
+        outcome: 'failure',
+        reason: 'throttled',
+        details: { retryAfterSeconds },
+      });
+      return { kind: 'throttled', retryAfterSeconds };
+    }
+
+    let result: T;
+    try {
+      result = await check();
+    } catch (error) {
+      await throttle.release(admission.tickets).catch(() => {});
+      throw error;
+    }
+    if (['success', 'inactive', 'initial_expired'].includes(result.kind)) {
+      await throttle.succeeded(admission);
+    }
+    return result;
   }
 
   async #verifyAccount(account: Account, password: string, context: RequestContext) {

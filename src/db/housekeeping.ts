@@ -40,7 +40,7 @@ export class Housekeeping {
 
   /**
    * Deletes expired provider records, consumption markers, stale leases, ended console
-   * sessions and old audit events.
+   * sessions, sign-in attempts older than the delay window and old audit events.
    */
   async runOnce(now = new Date()): Promise<number> {
     let removed = 0;
@@ -49,7 +49,7 @@ export class Housekeeping {
       removed += (await this.#db.collection(collectionName(model)).deleteMany(expired))
         .deletedCount;
     }
-    for (const collection of ['oidc_consumption', 'leases', 'console_sessions']) {
+    for (const collection of ['oidc_consumption', 'leases', 'console_sessions', 'login_attempts']) {
       removed += (await this.#db.collection(collection).deleteMany(expired)).deletedCount;
     }
     removed += await this.#audit.purgeOlderThan(this.#auditRetentionDays);

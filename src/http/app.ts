@@ -129,6 +129,8 @@ function errorPages(deps: HttpDeps) {
       } else if (error instanceof AppError) {
         [status, key] = [error.status, hasText(error.code) ? error.code : 'error.generic'];
         log.info({ error_code: error.code, detail: error.detail }, 'request refused');
+        if (error.retryAfterSeconds !== undefined)
+          ctx.set('Retry-After', String(error.retryAfterSeconds));
       } else if ((error as { status?: number }).status === 413) {
         [status, key] = [413, 'error.too_large'];
       } else if (isClientError(error)) {

@@ -38,6 +38,7 @@ const refusals = {
   invalid: ['login.failed', 401],
   locked: ['account.locked', 401],
   initial_expired: ['account.initial_expired', 403],
+  throttled: ['login.throttled', 429],
 } as const;
 
 /**
@@ -257,6 +258,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (result.kind === 'inactive') {
       return renderLogin(ctx, details, { values, error: `account.${result.state}`, status: 403 });
     }
+    if (result.kind === 'throttled') ctx.set('Retry-After', String(result.retryAfterSeconds));
     if (result.kind !== 'success') {
       const [error, status] = refusals[result.kind];
       return renderLogin(ctx, details, { values, error, status });
@@ -318,6 +320,8 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       if (check === 'locked')
         return renderPasswordChange(ctx, details, { current_password: ['account.locked'] }, 401);
       if (check === 'initial_expired') throw new AppError(403, 'account.initial_expired');
+      if (check === 'throttled')
+        return renderPasswordChange(ctx, details, { current_password: ['login.throttled'] }, 429);
       if (check !== 'success') {
         return renderPasswordChange(
           ctx,

@@ -55,6 +55,8 @@ export async function startTestServer(
     DEMO_SEED: 'false',
     // Each test server scrapes on a free port of its own.
     METRICS_PORT: '0',
+    // Tests sign in many times in a row from one address; the delay tests turn it on.
+    SIGNIN_DELAY_BASE_MS: '0',
     ...env,
   });
   const clock = { offsetMs: 0 };

@@ -9,8 +9,13 @@ const settings = { memoryCost: 19456, timeCost: 2, parallelism: 1 };
 describe('password hashing queue', () => {
   it('runs one hashing operation per core and reports how many wait', async () => {
     const depths: number[] = [];
-    const hasher = new PasswordHasher(settings, Buffer.alloc(32), (depth) => depths.push(depth));
     const cores = availableParallelism();
+    const hasher = new PasswordHasher(
+      settings,
+      Buffer.alloc(32),
+      { concurrency: cores, queueLimit: 32 },
+      (depth) => depths.push(depth),
+    );
 
     const hashes = await Promise.all(
       Array.from({ length: cores + 3 }, (_, i) => hasher.hash(`Kennwort-${i}!`)),
@@ -23,8 +28,11 @@ describe('password hashing queue', () => {
   });
 
   it('frees the slot of a failed verification', async () => {
-    const hasher = new PasswordHasher(settings, Buffer.alloc(32));
     const cores = availableParallelism();
+    const hasher = new PasswordHasher(settings, Buffer.alloc(32), {
+      concurrency: cores,
+      queueLimit: 32,
+    });
 
     const results = await Promise.all(
       Array.from({ length: cores * 2 }, () => hasher.verify('not a hash', 'Kennwort-1!')),

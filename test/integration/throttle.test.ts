@@ -1,0 +1,193 @@
+/**
+ * Anti-automation before hashing: growing delays per name and per client address, decided
+ * in the database before any argon2 work, and a bounded hashing queue that answers 503 with
+ * `Retry-After` when it is full.
+ */
+import { randomBytes } from 'node:crypto';
+
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+
+import { delayAfter } from '../../src/accounts/throttle.ts';
+import type { RequestContext } from '../../src/audit/trail.ts';
+import { asPage, text } from '../support/browser.ts';
+import { auditEvents, credentials, formOf, messages, openSignIn } from '../support/flows.ts';
+import {
+  createAccount,
+  createClient,
+  createTenant,
+  startTestServer,
+  type TestAccount,
+  type TestServer,
+} from '../support/server.ts';
+
+const throttled = 'Zu viele Anmeldeversuche in kurzer Zeit.';
+const wrong = () => `Falsch-${randomBytes(3).toString('hex')}-1!`;
+const from = (ip: string): RequestContext => ({ actor: { kind: 'anonymous' }, ip });
+
+describe('sign-in delays', () => {
+  let test: TestServer;
+  let tenantId: string;
+  let person: TestAccount;
+  let hashing: ReturnType<typeof jest.spyOn>;
+
+  beforeAll(async () => {
+    test = await startTestServer({
+      SIGNIN_DELAY_BASE_MS: '1000',
+      SIGNIN_DELAY_MAX_SECONDS: '60',
+      SIGNIN_FREE_FAILURES_PER_ADDRESS: '4',
+    });
+    ({ id: tenantId } = await createTenant(test));
+    person = await createAccount(test, tenantId);
+    hashing = jest.spyOn(test.services.hasher.queue, 'run');
+  });
+  afterAll(() => test.close());
+
+  const attempt = (username: string, password: string, ip: string) =>
+    test.services.signIn.attempt({ tenant: tenantId, username, password }, from(ip));
+  const advance = (ms: number) => (test.clock.offsetMs += ms);
+
+  it('doubles the delay after each failure of a name, up to the maximum', () => {
+    const settings = {
+      windowMinutes: 15,
+      baseDelayMs: 1000,
+      maxDelayMs: 60_000,
+      nameFreeFailures: 1,
+      addressFreeFailures: 10,
+    };
+    const name = [0, 1, 2, 3, 4, 5, 6, 7, 8].map((n) => delayAfter(n, 1, settings));
+    expect(name).toEqual([0, 1000, 2000, 4000, 8000, 16_000, 32_000, 60_000, 60_000]);
+    expect(delayAfter(9, 10, settings)).toBe(0);
+    expect(delayAfter(10, 10, settings)).toBe(1000);
+  });
+
+  it('answers an attempt on a name too soon after its failure without hashing', async () => {
+    const ip = '192.0.2.10';
+    expect((await attempt(person.username, wrong(), ip)).kind).toBe('invalid');
+    const before = hashing.mock.calls.length;
+
+    const early = await attempt(person.username, person.password, ip);
+    expect(early).toEqual({ kind: 'throttled', retryAfterSeconds: 1 });
+    expect(hashing.mock.calls.length).toBe(before);
+
+    advance(1000);
+    expect((await attempt(person.username, wrong(), ip)).kind).toBe('invalid');
+    expect(await attempt(person.username, wrong(), ip)).toEqual({
+      kind: 'throttled',
+      retryAfterSeconds: 2,
+    });
+    advance(2000);
+    expect((await attempt(person.username, person.password, ip)).kind).toBe('success');
+    // A right password clears the name: the next failure is free again.
+    expect((await attempt(person.username, wrong(), ip)).kind).toBe('invalid');
+    advance(60_000);
+  });
+
+  it('treats a name without an account exactly like one with an account', async () => {
+    const ip = '192.0.2.11';
+    const nobody = `niemand${randomBytes(3).toString('hex')}`;
+    expect((await attempt(nobody, wrong(), ip)).kind).toBe('invalid');
+    const before = hashing.mock.calls.length;
+    expect(await attempt(nobody, wrong(), ip)).toEqual({ kind: 'throttled', retryAfterSeconds: 1 });
+    expect(hashing.mock.calls.length).toBe(before);
+    advance(60_000);
+  });
+
+  it('slows down one address trying many names, before hashing', async () => {
+    const ip = '2001:db8:5:7::1';
+    for (let n = 0; n < 4; n += 1) {
+      expect((await attempt(`reihe${n}x${randomBytes(2).toString('hex')}`, wrong(), ip)).kind).toBe(
+        'invalid',
+      );
+    }
+    const before = hashing.mock.calls.length;
+    // Another address of the same /64 is the same subscriber.
+    const fifth = await attempt(
+      `reihe5x${randomBytes(2).toString('hex')}`,
+      wrong(),
+      '2001:db8:5:7::9',
+    );
+    expect(fifth).toEqual({ kind: 'throttled', retryAfterSeconds: 1 });
+    expect(hashing.mock.calls.length).toBe(before);
+    // Other addresses are not affected.
+    expect(
+      (await attempt(`frei${randomBytes(2).toString('hex')}`, wrong(), '192.0.2.12')).kind,
+    ).toBe('invalid');
+
+    const refusals = await auditEvents(test, { action: 'login', reason: 'throttled' });
+    expect(refusals.length).toBeGreaterThanOrEqual(4);
+    advance(60_000);
+  });
+
+  it('forgets failures older than the window', async () => {
+    const ip = '192.0.2.13';
+    expect((await attempt(person.username, wrong(), ip)).kind).toBe('invalid');
+    advance(15 * 60_000 + 1);
+    expect((await attempt(person.username, person.password, ip)).kind).toBe('success');
+  });
+
+  it('shows the German page with status 429 and Retry-After', async () => {
+    const client = await createClient(test);
+    const { browser, login } = await openSignIn(client);
+    const first = asPage(await browser.submit(login, credentials(person, wrong())));
+    expect(first.status).toBe(401);
+
+    const { action, hidden } = formOf(first);
+    const response = await browser.request(action, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ ...hidden, ...credentials(person, wrong()) }),
+    });
+    expect(response.status).toBe(429);
+    expect(response.headers.get('retry-after')).toBe('1');
+    expect(await response.text()).toContain(throttled);
+    expect(text(first)).toContain(messages.loginFailed);
+  });
+});
+
+describe('hashing queue', () => {
+  let test: TestServer;
+  let tenantId: string;
+
+  beforeAll(async () => {
+    test = await startTestServer({ HASH_CONCURRENCY: '1', HASH_QUEUE_LIMIT: '2' });
+    ({ id: tenantId } = await createTenant(test));
+  });
+  afterAll(() => test.close());
+
+  it('answers 503 with Retry-After when full, instead of letting latency grow', async () => {
+    const client = await createClient(test);
+    const { browser, login } = await openSignIn(client);
+    const { action, hidden } = formOf(login);
+    const post = (n: number) =>
+      browser.request(action, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          ...hidden,
+          tenant: tenantId,
+          username: `flut${n}`,
+          password: wrong(),
+        }),
+      });
+
+    const answers = await Promise.all(
+      Array.from({ length: 24 }, async (_, n) => {
+        const response = await post(n);
+        return {
+          status: response.status,
+          retryAfter: response.headers.get('retry-after'),
+          html: await response.text(),
+        };
+      }),
+    );
+
+    const busy = answers.filter((answer) => answer.status === 503);
+    expect(busy.length).toBeGreaterThan(0);
+    expect(answers.every((answer) => answer.status === 401 || answer.status === 503)).toBe(true);
+    expect(busy.every((answer) => answer.retryAfter === '5')).toBe(true);
+    expect(busy[0]!.html).toContain('Die Anmeldung ist gerade stark ausgelastet.');
+    // Latency stays bounded: never more than one hash ran and two waited.
+    expect(test.services.hasher.queue.peakActive).toBe(1);
+    expect(test.services.hasher.queue.peakWaiting).toBeLessThanOrEqual(2);
+  });
+});
