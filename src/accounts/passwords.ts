@@ -85,7 +85,8 @@ export class PasswordHasher {
   readonly #options: Argon2Settings & { type: typeof argon2.argon2id };
   readonly #fingerprintKey: Buffer;
   readonly queue: HashQueue;
-  #dummyHash: Promise<string> | undefined;
+  /** Made outside the queue, so a refusal by a full queue is never remembered. */
+  readonly #dummyHash: Promise<string>;
 
   constructor(
     settings: Argon2Settings,
@@ -96,6 +97,9 @@ export class PasswordHasher {
     this.#options = { ...settings, type: argon2.argon2id };
     this.#fingerprintKey = fingerprintKey;
     this.queue = new HashQueue(queue, onQueueDepth);
+    // Made at start, so that the first unknown name costs no extra hash (a timing signal).
+    this.#dummyHash = argon2.hash(randomBytes(18).toString('base64'), this.#options);
+    this.#dummyHash.catch(() => {});
   }
 
   hash(password: string): Promise<string> {
@@ -118,8 +122,6 @@ export class PasswordHasher {
    * locked account), so the answer's timing does not tell these cases apart.
    */
   async verifyNothing(password: string): Promise<false> {
-    // Made once outside the queue, so that a refusal by a full queue is never remembered.
-    this.#dummyHash ??= argon2.hash(randomBytes(18).toString('base64'), this.#options);
     await this.verify(await this.#dummyHash, password);
     return false;
   }
