@@ -1,10 +1,22 @@
 /**
  * The audit trail: append-only events of every admin and security action. Writing goes
- * through `record` only; nothing updates or deletes an event except retention.
+ * through `record` only; nothing updates or deletes an event except retention. Events are
+ * chained by hash per tenant (chain.ts), so `verify` notices an edited or deleted one.
  */
+import type { Collection } from 'mongodb';
 import { Schema, Types, type Connection, type Model } from 'mongoose';
 
 import type { Logger } from '../log.ts';
+import {
+  appendLinked,
+  chainKey,
+  chainKeys,
+  purgeLinked,
+  verifyChain,
+  type ChainLink,
+  type ChainReport,
+  type ChainStore,
+} from './chain.ts';
 
 export type Outcome = 'success' | 'failure';
 
@@ -48,6 +60,8 @@ export interface AuditEvent extends AuditEventInput {
   actor: AuditActor;
   requestId: string | null;
   ip: string | null;
+  /** Absent on events recorded before the chain existed. */
+  chain?: ChainLink;
 }
 
 const auditSchema = new Schema<AuditEvent>(
@@ -62,12 +76,16 @@ const auditSchema = new Schema<AuditEvent>(
     details: { type: Schema.Types.Mixed },
     requestId: { type: String, default: null },
     ip: { type: String, default: null },
+    chain: { type: Schema.Types.Mixed },
   },
   { collection: 'audit_events', versionKey: false, minimize: false },
 );
 
 auditSchema.index({ tenantId: 1, at: -1 });
 auditSchema.index({ 'target.accountId': 1, at: -1 });
+// Of two writers appending the same position of a chain, exactly one wins (chain.ts).
+// Sparse, so that events from before the chain do not collide.
+auditSchema.index({ 'chain.key': 1, 'chain.seq': 1 }, { unique: true, sparse: true });
 
 export type AuditModel = Model<AuditEvent>;
 
@@ -76,20 +94,25 @@ export const auditModel = (connection: Connection): AuditModel =>
   connection.model<AuditEvent>('AuditEvent', auditSchema);
 
 export class AuditTrail {
-  readonly #model: AuditModel;
   readonly #log: Logger;
   readonly #now: () => Date;
+  readonly #chain: ChainStore;
 
   constructor(model: AuditModel, log: Logger, now: () => Date = () => new Date()) {
-    this.#model = model;
     this.#log = log;
     this.#now = now;
+    const db = model.db.db!;
+    this.#chain = {
+      events: model.collection as unknown as Collection,
+      heads: db.collection('audit_chain_heads'),
+      positions: db.collection('audit_chain'),
+    };
   }
 
   /** Appends one event and writes the matching security log line. */
   async record(context: RequestContext, event: AuditEventInput): Promise<void> {
     const at = this.#now();
-    await this.#model.collection.insertOne({
+    const link = await appendLinked(this.#chain, {
       _id: new Types.ObjectId(),
       at,
       tenantId: event.tenantId,
@@ -111,6 +134,10 @@ export class AuditTrail {
         account_id: event.target?.accountId ?? undefined,
         actor_id: context.actor.accountId ?? undefined,
         request_id: context.requestId,
+        // Shipped logs keep the chain's positions outside the database: an anchor against
+        // rewriting the whole chain.
+        chain_seq: link.seq,
+        chain_hash: link.hash,
       },
       `audit: ${event.action} ${event.outcome}`,
     );
@@ -119,7 +146,14 @@ export class AuditTrail {
   /** Deletes events older than the retention period; returns how many went. */
   async purgeOlderThan(days: number): Promise<number> {
     const cutoff = new Date(this.#now().getTime() - days * 86_400_000);
-    const { deletedCount } = await this.#model.deleteMany({ at: { $lt: cutoff } });
-    return deletedCount;
+    return purgeLinked(this.#chain, cutoff);
+  }
+
+  /** Checks the chain of one tenant (`null`: events without tenant), or of every chain. */
+  async verify(tenantId?: string | null): Promise<ChainReport[]> {
+    const keys = tenantId === undefined ? await chainKeys(this.#chain) : [chainKey(tenantId)];
+    const reports: ChainReport[] = [];
+    for (const key of keys) reports.push(await verifyChain(this.#chain, key));
+    return reports;
   }
 }

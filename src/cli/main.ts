@@ -12,6 +12,7 @@ import { pino } from 'pino';
 
 import { NominationImport, nominationColumns, type ImportReport } from '../accounts/nominations.ts';
 import { accountModel, permissions, type Account } from '../accounts/model.ts';
+import type { ChainReport } from '../audit/chain.ts';
 import type { RequestContext } from '../audit/trail.ts';
 import { loadConfig } from '../config.ts';
 import { AppError, ValidationError } from '../errors.ts';
@@ -298,6 +299,28 @@ function program(output: Output): Command {
     );
 
   cli
+    .command('audit')
+    .description('the audit trail')
+    .command('verify')
+    .description(
+      'check the hash chain of the audit events; exit code 1 when an event was edited or deleted',
+    )
+    .option('--tenant <id>', 'only this authority')
+    .action((options: { tenant?: string }) =>
+      withServices(async ({ audit }) => {
+        const chains = await audit.verify(options.tenant);
+        const broken = chains.filter((chain) => chain.problems.length > 0);
+        if (broken.length > 0) output.exitCode = 1;
+        output.result({ intact: broken.length === 0, chains }, [
+          ...chains.map((chain) => describeChain(chain)),
+          broken.length === 0
+            ? `audit trail intact: ${chains.length} chain(s) checked`
+            : `audit trail NOT intact: ${broken.length} of ${chains.length} chain(s) broken`,
+        ]);
+      }),
+    );
+
+  cli
     .command('keys')
     .description('signing and cookie keys')
     .command('rotate')
@@ -320,6 +343,20 @@ function program(output: Output): Command {
     });
 
   return cli;
+}
+
+function describeChain(chain: ChainReport): string {
+  const name = chain.key === '-' ? 'events without tenant' : `tenant ${chain.key}`;
+  const range = chain.firstSeq === null ? 'no events' : `events ${chain.firstSeq}–${chain.lastSeq}`;
+  const purged = chain.purgedThrough > 0 ? `, 1–${chain.purgedThrough} purged by retention` : '';
+  const problems = chain.problems.map((problem) =>
+    problem.kind === 'missing'
+      ? `events ${problem.fromSeq}–${problem.toSeq} deleted`
+      : problem.kind === 'duplicate'
+        ? `event ${problem.seq} present twice`
+        : `event ${problem.seq} (${problem.eventId}) ${problem.kind === 'edited' ? 'edited' : 'does not follow its predecessor'}`,
+  );
+  return `${name}: ${range}${purged}: ${problems.length === 0 ? 'ok' : problems.join('; ')}`;
 }
 
 /** Creates the passwords file (mode 0600); refuses to touch an existing file. */
