@@ -121,6 +121,8 @@ export function accountPages(deps: AccountPageDeps): Router {
 
     const context = requestContext(ctx, account._id, account.tenantId);
     const check = await signIn.reauthenticate(account, fields.current_password.value, context);
+    if (check === 'throttled')
+      return passwordForm(ctx, { current_password: ['login.throttled'] }, 429);
     if (check !== 'success') {
       const key = check === 'locked' ? 'account.locked' : 'password.current_wrong';
       return passwordForm(ctx, { current_password: [key] }, 401);
