@@ -38,6 +38,7 @@ export const environmentSchema = z.object({
   INITIAL_PASSWORD_VALID_DAYS: positiveInt.max(365).default(14),
   LOCKOUT_MAX_FAILURES: positiveInt.max(100).default(5),
   LOCKOUT_AUTO_UNLOCK_MINUTES: z.coerce.number().int().min(0).default(0),
+  SIGNIN_FAILURE_FLOOR_MS: z.coerce.number().int().min(0).max(5000).default(300),
   SIGNIN_DELAY_BASE_MS: z.coerce.number().int().min(0).max(10_000).default(1000),
   SIGNIN_DELAY_MAX_SECONDS: positiveInt.max(3600).default(60),
   SIGNIN_DELAY_WINDOW_MINUTES: positiveInt.max(1440).default(15),

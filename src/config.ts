@@ -40,6 +40,8 @@ export interface Config {
     addressFreeFailures: number;
   };
   hashQueue: { concurrency: number; queueLimit: number };
+  /** Failed sign-ins are answered no sooner than this (ms), to hide timing differences. */
+  failureFloorMs: number;
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   ttl: {
     accessToken: number;
@@ -118,6 +120,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       addressFreeFailures: e.SIGNIN_FREE_FAILURES_PER_ADDRESS,
     },
     // libuv runs argon2 on its pool of 4 threads; more at once would only queue there.
+    failureFloorMs: e.SIGNIN_FAILURE_FLOOR_MS,
     hashQueue: {
       concurrency: e.HASH_CONCURRENCY ?? Math.min(4, os.availableParallelism()),
       queueLimit: e.HASH_QUEUE_LIMIT,

@@ -143,6 +143,7 @@ async function wire(
     leases,
     loginFailures: models.loginFailures,
     throttle,
+    failureFloorMs: config.failureFloorMs,
     tenants,
     hasher,
     audit,

@@ -70,6 +70,8 @@ interface SignInDeps {
   audit: AuditTrail;
   lockout: LockoutSettings;
   now: () => Date;
+  /** Every failed attempt is answered no sooner than this after it arrived; 0 = off. */
+  failureFloorMs?: number;
 }
 
 export class SignIn {
@@ -81,6 +83,17 @@ export class SignIn {
 
   /** Checks the credentials and records the outcome. */
   async attempt(credentials: Credentials, context: RequestContext): Promise<SignInResult> {
+    const started = performance.now();
+    const result = await this.#attempt(credentials, context);
+    // The dummy hash makes every failure cost one verification; the floor also hides the
+    // different database work of the cases, which shows when the database is busy.
+    const floor = this.#deps.failureFloorMs ?? 0;
+    const left = started + floor - performance.now();
+    if (result.kind !== 'success' && left > 0) await new Promise((r) => setTimeout(r, left));
+    return result;
+  }
+
+  async #attempt(credentials: Credentials, context: RequestContext): Promise<SignInResult> {
     const { accounts, tenants } = this.#deps;
     const tenant = await tenants.resolve(credentials.tenant);
     const key = usernameKey(credentials.username);

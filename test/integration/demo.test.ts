@@ -88,7 +88,7 @@ async function demoAccount(demo: DemoServer, permissions = ['meldeverfahren']) {
     },
     system,
   );
-  const own = `Kennwort-${randomBytes(4).toString('hex')}!1`;
+  const own = `Kennwort-${randomBytes(4).toString('hex')}x!1`;
   await demo.services.accounts.changePassword(
     account._id,
     { newPassword: own, confirmation: own },

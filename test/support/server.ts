@@ -55,8 +55,10 @@ export async function startTestServer(
     DEMO_SEED: 'false',
     // Each test server scrapes on a free port of its own.
     METRICS_PORT: '0',
-    // Tests sign in many times in a row from one address; the delay tests turn it on.
+    // Tests sign in many times in a row from one address; the delay and timing tests turn
+    // the delays and the failure floor on.
     SIGNIN_DELAY_BASE_MS: '0',
+    SIGNIN_FAILURE_FLOOR_MS: '0',
     ...env,
   });
   const clock = { offsetMs: 0 };
@@ -145,7 +147,9 @@ export async function createAccount(
   );
   if (options.initial) return { account, tenantId, username, password: initialPassword };
 
-  const password = `Kennwort-${randomBytes(4).toString('hex')}!1`;
+  // A letter after the random part: "Kennwort" with only digits and signs around it is a
+  // common password by the policy.
+  const password = `Kennwort-${randomBytes(4).toString('hex')}x!1`;
   await test.services.accounts.changePassword(
     account._id,
     { newPassword: password, confirmation: password },
