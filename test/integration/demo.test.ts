@@ -236,8 +236,8 @@ describe('demo relying party', () => {
     );
     const page = asPage(
       await browser.submit(change, {
-        new_password: 'Demo-Kennwort-1!',
-        new_password_confirm: 'Demo-Kennwort-1!',
+        new_password: 'Rhein-Kennwort-1!',
+        new_password_confirm: 'Rhein-Kennwort-1!',
       }),
     );
 
