@@ -32,8 +32,16 @@ export const visibleText = (field: string, max: number) =>
     .transform(cleanText)
     .pipe(z.string().min(1, `${field}.required`).max(max, `${field}.too_long`));
 
+/** Three or more combining marks on one letter after composition: no name needs them. */
+const markPile = /\p{M}{3,}/u;
+
 export const personName = (field: string) =>
-  visibleText(field, 100).pipe(z.string().regex(personNameChars, `${field}.invalid_characters`));
+  visibleText(field, 100).pipe(
+    z
+      .string()
+      .regex(personNameChars, `${field}.invalid_characters`)
+      .refine((value) => !markPile.test(value), `${field}.invalid_characters`),
+  );
 
 export const username = z
   .string({ error: 'username.required' })

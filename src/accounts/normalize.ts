@@ -9,8 +9,9 @@ const fullwidthAscii = /[\uFF01-\uFF5E]/g;
 const nonAsciiSpace = /[\u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]/g;
 
 const usernameAllowed = /^[\p{L}\p{M}\p{Nd}._@-]+$/u;
-// More combining marks on one letter than any language writes (Vietnamese needs two).
-const markPile = /\p{M}{4,}/u;
+// More combining marks on one letter than a name needs after composition (NFC leaves at
+// most two on the letters of the languages written here, e.g. Vietnamese ệ = ê + dot).
+const markPile = /\p{M}{3,}/u;
 
 /** Trimmed and width-mapped (RFC 8265 §3.3.1): fullwidth ASCII becomes ASCII. */
 const widthMapped = (raw: string) =>

@@ -19,13 +19,14 @@ import { AppError } from '../errors.ts';
 import { verifyCsrf } from '../http/security.ts';
 import { ADMIN_SCOPE } from '../oidc/grants.ts';
 import type { TenantDirectory } from '../tenants/directory.ts';
-import { mayAdminister, type Administrator } from './service.ts';
+import type { AdminService, Administrator } from './service.ts';
 
 export interface ApiAuthDeps {
   provider: Provider;
   accounts: AccountService;
   tenants: TenantDirectory;
   consoleSignIn: ConsoleSignIn;
+  admin: AdminService;
 }
 
 /** RFC 6750 §2.1: `Bearer` followed by a b64token. */
@@ -59,9 +60,9 @@ export async function apiAdministrator(ctx: Context, deps: ApiAuthDeps): Promise
 
   const user = await deps.consoleSignIn.user(ctx);
   if (!user) throw missing('neither a bearer token nor a console session');
-  if (!mayAdminister(user.account)) throw new AppError(403, 'admin.not_allowed');
+  const administrator = deps.admin.actingAdministrator(user.account);
   if (!safeMethods.has(ctx.method)) verifyCsrf(ctx, ctx.get('x-csrf-token') || undefined);
-  return { account: user.account, operator: user.account.roles.includes('operator') };
+  return administrator;
 }
 
 async function bearerAdministrator(
@@ -96,7 +97,7 @@ async function bearerAdministrator(
   )
     throw invalidToken('the account of the token cannot act');
 
-  if (!mayAdminister(account)) throw new AppError(403, 'admin.not_allowed');
+  const administrator = deps.admin.actingAdministrator(account);
   if (!(token.scope ?? '').split(' ').includes(ADMIN_SCOPE)) {
     throw new AuthenticationError(
       403,
@@ -105,5 +106,5 @@ async function bearerAdministrator(
       'token without the admin scope',
     );
   }
-  return { account, operator: account.roles.includes('operator') };
+  return administrator;
 }

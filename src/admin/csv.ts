@@ -8,16 +8,13 @@ import { stringify } from 'csv-stringify';
 
 import type { AuditEntry } from '../audit/query.ts';
 import type { Translate } from '../http/views.ts';
+import { auditWording } from './audit-wording.ts';
 
 /**
  * A cell that a spreadsheet would run as a formula (OWASP "CSV injection"): a typed
  * username of a failed sign-in is attacker-controlled text.
  */
 const defused = (value: string) => (/^[=+\-@\t\r]/.test(value) ? `'${value}` : value);
-
-const actorName = (entry: AuditEntry) =>
-  entry.actor.username ??
-  (entry.actor.kind === 'account' ? (entry.actor.accountId ?? '') : entry.actor.kind);
 
 /** A readable CSV stream of `entries`, with German column names (or English). */
 export function auditCsv(entries: AsyncIterable<AuditEntry>, t: Translate): Readable {
@@ -35,14 +32,20 @@ export function auditCsv(entries: AsyncIterable<AuditEntry>, t: Translate): Read
     'ip',
     'request_id',
   ];
+  const wording = auditWording(t);
+  const actorName = (entry: AuditEntry) =>
+    entry.actor.username ??
+    (entry.actor.kind === 'account'
+      ? (entry.actor.accountId ?? '')
+      : wording.actor(entry.actor.kind));
   const rows = Readable.from(
     (async function* () {
       for await (const entry of entries) {
         const cells = [
           entry.at.toISOString(),
-          entry.action,
-          entry.outcome,
-          entry.reason ?? '',
+          wording.action(entry.action),
+          wording.outcome(entry.outcome),
+          entry.reason ? wording.reason(entry.reason) : '',
           actorName(entry),
           entry.actor.operator ? t('audit.operator_yes') : '',
           entry.target.username ?? '',

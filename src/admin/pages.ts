@@ -13,10 +13,10 @@ import { AuditQuery, tenantActions, type AuditFilter } from '../audit/query.ts';
 import { consoleUser } from '../console/sign-in.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import { csrfToken, verifyCsrf } from '../http/security.ts';
-import { hasText, pageLanguage, translator, type Translate, type Views } from '../http/views.ts';
+import { pageLanguage, translator, type Translate, type Views } from '../http/views.ts';
+import { auditWording } from './audit-wording.ts';
 import { auditCsv } from './csv.ts';
 import {
-  mayAdminister,
   visibleStates,
   type AccountDetail,
   type AccountQuery,
@@ -52,13 +52,6 @@ const origin = (ctx: Context): RequestOrigin => ({
   ip: ctx.ip,
 });
 
-/** The administrator of the request; a signed-in person without the role gets 403. */
-export function administrator(ctx: Context): Administrator {
-  const { account } = consoleUser(ctx);
-  if (!mayAdminister(account)) throw new AppError(403, 'admin.not_allowed');
-  return { account, operator: account.roles.includes('operator') };
-}
-
 /** The ticked permission checkboxes of a form; unknown values are refused. */
 function checkedPermissions(value: unknown): Permission[] {
   const values = value === undefined ? [] : Array.isArray(value) ? value : [value];
@@ -70,6 +63,10 @@ function checkedPermissions(value: unknown): Permission[] {
 export function adminPages(deps: AdminPageDeps): Router {
   const { admin, auditQuery, views } = deps;
   const router = new Router();
+
+  /** The administrator of the request; without the role, or while locked, 403. */
+  const administrator = (ctx: Context): Administrator =>
+    admin.actingAdministrator(consoleUser(ctx).account);
 
   /** The tenant a page is about: the admin's own, or for an operator the one named. */
   const tenantOf = async (ctx: Context, who: Administrator, named: unknown) =>
@@ -291,10 +288,13 @@ export function adminPages(deps: AdminPageDeps): Router {
     return 'permissions_saved';
   });
   action('local-admin', async (who, id, ctx) => {
-    if (body(ctx).grant === 'yes') {
+    const grant = body(ctx).grant;
+    if (grant === 'yes') {
       await admin.grantLocalAdmin(who, id, origin(ctx));
       return 'role_granted';
     }
+    if (grant !== 'no')
+      throw new AppError(400, 'input.invalid', { detail: 'grant is not yes or no' });
     await admin.withdrawLocalAdmin(who, id, origin(ctx));
     return 'role_withdrawn';
   });
@@ -410,26 +410,6 @@ export function adminPages(deps: AdminPageDeps): Router {
   }
 
   return router;
-}
-
-/**
- * The audit trail's reasons and details in the page language: known keys and values
- * (permissions, roles, states) get their texts, anything else is shown as stored.
- */
-function auditWording(t: Translate) {
-  const known = (key: string) => (hasText(key) ? t(key) : undefined);
-  const value = (raw: unknown): string => {
-    if (Array.isArray(raw)) return raw.length ? raw.map(value).join(', ') : '–';
-    const text = String(raw);
-    return known(`permission.${text}`) ?? known(`role.${text}`) ?? known(`state.${text}`) ?? text;
-  };
-  return {
-    reason: (reason: string) => known(`audit.reason_${reason}`) ?? reason,
-    details: (details: Record<string, unknown> | null) =>
-      Object.entries(details ?? {})
-        .map(([key, raw]) => `${known(`audit.detail_${key}`) ?? key}: ${value(raw)}`)
-        .join('; '),
-  };
 }
 
 /** Refusals worded for the person signed in (the login pages') get the admin's wording. */

@@ -112,6 +112,18 @@ export class AdminService {
     this.#deps = deps;
   }
 
+  /**
+   * The administrator `account` acts as: 403 without the role, and 403 while locked, so a
+   * lock that leaves sessions open (design section 2) does not leave admin powers with
+   * them, not even to lift the lock itself.
+   */
+  actingAdministrator(account: Account): Administrator {
+    if (!mayAdminister(account)) throw new AppError(403, 'admin.not_allowed');
+    if (isLocked(account.lockout, this.#deps.lockout, this.#deps.now()))
+      throw new AppError(403, 'admin.locked');
+    return { account, operator: account.roles.includes('operator') };
+  }
+
   /** The tenants `admin` may manage, by name: all for an operator, else their own. */
   async tenantsOf(admin: Administrator): Promise<Tenant[]> {
     if (!admin.operator) {
@@ -346,7 +358,9 @@ export class AdminService {
     return this.#deps.leases.run(`tenant-admins:${target.tenantId}`, async () => {
       const actor = await this.#deps.accounts.find(admin.account._id);
       if (!actor || actor.state !== 'active' || !mayAdminister(actor))
-        throw new AppError(403, 'admin.not_allowed', { detail: 'the admin was removed meanwhile' });
+        throw new AppError(403, 'admin.removed_meanwhile', {
+          detail: 'the admin was removed meanwhile',
+        });
 
       const stored = await this.#deps.accounts.find(target._id);
       if (stored && !admin.operator && this.#isActiveLocalAdmin(stored)) {

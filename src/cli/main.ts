@@ -217,6 +217,7 @@ function program(output: Output): Command {
       new Option('--permission <permission...>', 'permissions to grant').choices(permissions),
     )
     .option('--local-admin', 'make the account a local administrator of its authority')
+    .option('--operator', 'make the account an operator, who may manage every authority')
     .action(
       (options: {
         tenant: string;
@@ -226,6 +227,7 @@ function program(output: Output): Command {
         email?: string;
         permission?: string[];
         localAdmin?: boolean;
+        operator?: boolean;
       }) =>
         withServices(async ({ accounts }) => {
           const { account, initialPassword } = await accounts.create(
@@ -236,7 +238,10 @@ function program(output: Output): Command {
               familyName: options.familyName,
               email: options.email ?? null,
               permissions: options.permission ?? [],
-              roles: options.localAdmin ? ['local_admin'] : [],
+              roles: [
+                ...(options.localAdmin ? ['local_admin'] : []),
+                ...(options.operator ? ['operator'] : []),
+              ],
             },
             context,
           );

@@ -51,7 +51,7 @@ export function accountPages(deps: AccountPageDeps): Router {
     const expiresAt = accounts.passwordExpiresAt(account);
     const daysLeft = Math.ceil((expiresAt.getTime() - now().getTime()) / DAY);
     const dateTime = new Intl.DateTimeFormat(language === 'en' ? 'en-GB' : 'de-DE', {
-      dateStyle: 'long',
+      dateStyle: 'medium',
       timeStyle: 'short',
       timeZone: 'Europe/Berlin',
     });

@@ -18,7 +18,7 @@ import type { AccountService } from '../accounts/service.ts';
 import type { RequestContext } from '../audit/trail.ts';
 import { AppError, conflict } from '../errors.ts';
 import { PendingLogins } from '../http/pending-logins.ts';
-import { verifyCsrf } from '../http/security.ts';
+import { renewCsrfSecret, verifyCsrf } from '../http/security.ts';
 import { pageLanguage, translator, type Views } from '../http/views.ts';
 import { revokeGrantRecords } from '../oidc/adapter.ts';
 import type { ClientRegistry } from '../oidc/clients.ts';
@@ -163,6 +163,9 @@ export class ConsoleSignIn {
         response_type: 'code',
         redirect_uri: redirectUri,
         scope: 'openid',
+        // Every console sign-in asks for the password, even with a provider session: the
+        // console's own sign-out may have left that session open ("stay signed in").
+        prompt: 'login',
         state,
         code_challenge: s256(verifier),
         code_challenge_method: 'S256',
@@ -195,6 +198,7 @@ export class ConsoleSignIn {
         });
       }
       const token = await sessions.open(signedIn);
+      renewCsrfSecret(ctx);
       ctx.cookies.set(SESSION_COOKIE, token, {
         httpOnly: true,
         sameSite: 'lax',

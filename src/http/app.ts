@@ -59,6 +59,11 @@ export function mountHttp(provider: Provider, deps: HttpDeps): Provider {
     ctx.status = ready ? 200 : 503;
     ctx.body = { status: ready ? 'ok' : 'database unavailable' };
   });
+  // No icon: an empty answer instead of a 404 page for every browser's request.
+  site.get('/favicon.ico', (ctx) => {
+    ctx.set('Cache-Control', 'public, max-age=86400');
+    ctx.status = 204;
+  });
   for (const [path, { type, body }] of Object.entries(assets)) {
     site.get(path, (ctx) => {
       ctx.type = type;
@@ -143,10 +148,13 @@ function errorPages(deps: HttpDeps) {
         ctx.body = { error: key };
         return;
       }
+      const section = ctx.path.split('/')[1];
       deps.views.render(ctx, 'error', {
         title: t('error.title'),
         message: t(key),
         code: status >= 500 ? key : null,
+        // A refusal inside the console leads back into it, not to a dead end.
+        back: section === 'admin' || section === 'account' ? '/account' : null,
       });
     }
   };

@@ -52,6 +52,7 @@ export function canonicalHost(issuer: string): Middleware {
   const canonical = new URL(issuer);
   return async (ctx, next) => {
     if (ctx.host.toLowerCase() === canonical.host || hostIndependent.has(ctx.path)) {
+      ctx.state.issuerOrigin = canonical.origin;
       await next();
       return;
     }
@@ -87,24 +88,43 @@ const CSRF_COOKIE = 'flueag.csrf';
  * make its form fail. The token in the form is what protects; SameSite only adds depth.
  */
 export function csrfToken(ctx: Context): string {
-  let secret = ctx.cookies.get(CSRF_COOKIE, { signed: true });
-  if (!secret) {
-    secret = tokens.secretSync();
-    ctx.cookies.set(CSRF_COOKIE, secret, {
-      httpOnly: true,
-      sameSite: 'lax',
-      signed: true,
-      secure: ctx.secure,
-      path: '/',
-    });
-  }
+  const secret = ctx.cookies.get(CSRF_COOKIE, { signed: true }) ?? renewCsrfSecret(ctx);
   return tokens.create(secret);
 }
 
-/** Throws `csrf.invalid` (403) unless `submitted` belongs to this browser's secret. */
+/**
+ * Gives the browser a new CSRF secret: at every sign-in, so that a token seen before it
+ * (on a shared computer, or planted with a cookie) is worthless afterwards.
+ */
+export function renewCsrfSecret(ctx: Context): string {
+  const secret = tokens.secretSync();
+  ctx.cookies.set(CSRF_COOKIE, secret, {
+    httpOnly: true,
+    sameSite: 'lax',
+    signed: true,
+    secure: ctx.secure,
+    path: '/',
+  });
+  return secret;
+}
+
+/**
+ * Throws `csrf.invalid` (403) unless `submitted` belongs to this browser's secret and the
+ * browser does not say the form came from another site (Origin, Sec-Fetch-Site: OWASP's
+ * "verifying origin with standard headers", as a second line behind the token).
+ */
 export function verifyCsrf(ctx: Context, submitted: unknown): void {
   const secret = ctx.cookies.get(CSRF_COOKIE, { signed: true });
-  if (!secret || typeof submitted !== 'string' || !tokens.verify(secret, submitted)) {
-    throw new AppError(403, 'csrf.invalid');
+  const origin = ctx.get('origin');
+  const site = ctx.get('sec-fetch-site');
+  // The issuer's origin, as `canonicalHost` found it; behind a TLS proxy it is the https one.
+  const own = (ctx.state.issuerOrigin as string | undefined) ?? ctx.origin;
+  // Our pages send no referrer, so browsers send `Origin: null` with their own forms: only
+  // a named other origin is foreign.
+  const foreign =
+    (origin !== '' && origin !== 'null' && origin !== own) ||
+    (site !== '' && site !== 'same-origin' && site !== 'none');
+  if (foreign || !secret || typeof submitted !== 'string' || !tokens.verify(secret, submitted)) {
+    throw new AppError(403, 'csrf.invalid', foreign ? { detail: `origin ${origin || site}` } : {});
   }
 }

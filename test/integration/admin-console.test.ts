@@ -457,8 +457,8 @@ describe('the audit trail page', () => {
     expect([...bytes.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
     const body = bytes.subarray(3).toString('utf8');
     const [header, ...lines] = body.trim().split('\r\n');
-    expect(header!.split(';').slice(0, 3)).toEqual(['Zeitpunkt', 'Aktion', 'Ergebnis']);
-    expect(lines.every((line) => line.split(';')[1] === 'login')).toBe(true);
+    expect(header!.split(';').slice(0, 3)).toEqual(['Zeitpunkt (UTC)', 'Aktion', 'Ergebnis']);
+    expect(lines.every((line) => line.split(';')[1] === 'Anmeldung')).toBe(true);
     expect(body).toContain(`'=HYPERLINK`);
     expect(body).not.toMatch(/;=HYPERLINK/);
   });
@@ -480,7 +480,8 @@ describe('self-service', () => {
 
     test.clock.offsetMs = 170 * 86_400_000;
     try {
-      const soon = asPage(await own.visit(`${test.issuer}/account`));
+      // 170 days later the console session is long over: the person signs in again.
+      const { page: soon } = await signInToConsole(test, person, '/account', own);
       expect(text(soon)).toMatch(/Ihr Kennwort läuft in 10 Tagen ab/);
     } finally {
       test.clock.offsetMs = 0;

@@ -172,7 +172,7 @@ describe('the two-admin rule', () => {
   });
 
   it.each([
-    ['withdrawing the role', 'local-admin', []],
+    ['withdrawing the role', 'local-admin', [['grant', 'no']]],
     ['deactivating', 'deactivate', []],
     ['retiring', 'retire', [['confirm', 'yes']]],
   ] as const)(
@@ -296,6 +296,130 @@ describe('a signed-out browser', () => {
       },
     );
     expect(answer.status).toBe(303);
+    expect(await stored(person.account._id)).toEqual(before);
+  });
+});
+
+describe('a locked local admin', () => {
+  it('keeps the session but may not manage accounts, not even to unlock themselves', async () => {
+    const tenant = (await createTenant(test)).id;
+    const locked = await createAccount(test, tenant, { roles: ['local_admin'] });
+    const other = await createAccount(test, tenant, { roles: ['local_admin'] });
+    const { get, post } = await consoleOf(locked);
+    await updateAccount(test, locked.account._id, {
+      'lockout.lockedAt': new Date(),
+      'lockout.count': 5,
+    });
+
+    const list = await get('/admin/accounts');
+    expect(list.status).toBe(403);
+    expect(text(list)).toContain('Ihr Konto ist gesperrt.');
+    expect(list.document.querySelector('a[href="/account"]')).not.toBeNull();
+    const before = await stored(locked.account._id);
+    expect((await post(`/admin/accounts/${locked.account._id}/unlock`)).status).toBe(403);
+    expect((await post(`/admin/accounts/${other.account._id}/deactivate`)).status).toBe(403);
+    expect(await stored(locked.account._id)).toEqual(before);
+    expect((await stored(other.account._id))?.state).toBe('active');
+    expect((await get('/account')).status).toBe(200);
+  });
+});
+
+describe('the CSRF protection', () => {
+  it('gives every sign-in a new secret, so a token from before it is void', async () => {
+    const tenant = (await createTenant(test)).id;
+    const admin = await createAccount(test, tenant, { roles: ['local_admin'] });
+    const person = await createAccount(test, tenant);
+    const browser = new Browser();
+    const login = asPage(await browser.visit(`${test.issuer}/admin`));
+    const early = login.document.querySelector('input[name=csrf]')!.getAttribute('value')!;
+    await signInToConsole(test, admin, '/admin', browser);
+    const answer = await browser.request(
+      `${test.issuer}/admin/accounts/${person.account._id}/sessions`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ csrf: early }),
+      },
+    );
+    expect(answer.status).toBe(403);
+  });
+
+  it('refuses a valid token sent from another site', async () => {
+    const tenant = (await createTenant(test)).id;
+    const admin = await createAccount(test, tenant, { roles: ['local_admin'] });
+    const person = await createAccount(test, tenant, { familyName: 'Bleibt' });
+    const { browser, page } = await signInToConsole(test, admin);
+    const csrf = page.document.querySelector('input[name=csrf]')!.getAttribute('value')!;
+    for (const headers of [
+      { origin: 'https://evil.example' },
+      { origin: 'null', 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site' },
+    ]) {
+      const answer = await browser.request(
+        `${test.issuer}/admin/accounts/${person.account._id}/name`,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+          body: new URLSearchParams({ csrf, given_name: 'Eve', family_name: 'Anders' }),
+        },
+      );
+      expect({ headers, status: answer.status }).toEqual({ headers, status: 403 });
+    }
+    const same = await browser.request(`${test.issuer}/admin/accounts/${person.account._id}/name`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        origin: test.issuer,
+        'sec-fetch-site': 'same-origin',
+      },
+      body: new URLSearchParams({ csrf, given_name: 'Erika', family_name: 'Geändert' }),
+    });
+    expect(same.status).toBe(303);
+    expect((await stored(person.account._id))?.familyName).toBe('Geändert');
+  });
+});
+
+describe('signing out of the console', () => {
+  it('asks for the password again, even when the provider session was kept', async () => {
+    const tenant = (await createTenant(test)).id;
+    const admin = await createAccount(test, tenant, { roles: ['local_admin'] });
+    const { browser, page } = await signInToConsole(test, admin);
+    const csrf = page.document
+      .querySelector('form.sign-out input[name=csrf]')!
+      .getAttribute('value')!;
+    const out = await browser.request(`${test.issuer}/console/logout`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf }),
+    });
+    const confirm = asPage(
+      await browser.visit(new URL(out.headers.get('location')!, test.issuer).href),
+    );
+    // "Nein, angemeldet bleiben": the provider session stays for the relying parties.
+    await browser.submit(confirm, {});
+
+    const again = asPage(await browser.visit(`${test.issuer}/admin/accounts`));
+    expect(again.document.querySelector('form[action$="/login"]')).not.toBeNull();
+    expect(text(again)).not.toContain('Konten gefunden');
+  });
+});
+
+describe('the role form', () => {
+  it('refuses a value other than yes or no and changes nothing', async () => {
+    const tenant = (await createTenant(test)).id;
+    const admin = await createAccount(test, tenant, { roles: ['local_admin'] });
+    await createAccount(test, tenant, { roles: ['local_admin'] });
+    const person = await createAccount(test, tenant);
+    const { post } = await consoleOf(admin);
+    const before = await stored(person.account._id);
+    const answer = await post(`/admin/accounts/${person.account._id}/local-admin`, [
+      ['grant[]', 'yes'],
+    ]);
+    expect(answer.status).toBe(400);
+    expect(parse(answer.html).querySelector('.error-summary')?.textContent).toContain(
+      'Die Eingabe ist ungültig.',
+    );
     expect(await stored(person.account._id)).toEqual(before);
   });
 });

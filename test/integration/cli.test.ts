@@ -408,6 +408,26 @@ describe('account create', () => {
     );
   });
 
+  it('creates an operator, who reaches every authority in the console', async () => {
+    const { code, json } = await cliJson(
+      'account',
+      'create',
+      '--tenant',
+      '05158',
+      '--username',
+      'betrieb.eins',
+      '--given-name',
+      'Bettina',
+      '--family-name',
+      'Betrieb',
+      '--operator',
+    );
+    expect(code).toBe(0);
+    expect(json.account).toMatchObject({ username: 'betrieb.eins', roles: ['operator'] });
+    const account = (await test.services.accounts.findByUsername('05158', 'betrieb.eins'))!;
+    expect(test.services.admin.actingAdministrator(account)).toMatchObject({ operator: true });
+  });
+
   it('refuses bad input with a clear error and writes nothing', async () => {
     const before = await test.services.db.collection('accounts').countDocuments();
     const cases: Array<[string[], RegExp]> = [

@@ -28,6 +28,8 @@ describe('username comparison (RFC 8265 UsernameCaseMapped)', () => {
     expect(usernameProblem('\ufb00oo')).toBe('username.invalid_characters');
     expect(usernameProblem('anna\u00b2')).toBe('username.invalid_characters');
     expect(usernameProblem(`a${'\u0301'.repeat(63)}`)).toBe('username.invalid_characters');
+    expect(usernameProblem(`e${'\u0301'.repeat(4)}`)).toBe('username.invalid_characters');
+    expect(usernameProblem('x\u0323\u0302\u0303y')).toBe('username.invalid_characters');
     expect(usernameProblem('nguye\u0302\u0303n')).toBeUndefined();
     expect(usernameProblem('ＭＵＥＬＬＥＲ')).toBeUndefined();
     expect(usernameDisplay(' Ｆｕｌｌ ')).toBe('Full');
