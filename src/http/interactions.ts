@@ -15,7 +15,7 @@ import type { AccountService } from '../accounts/service.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import type { TenantDirectory } from '../tenants/directory.ts';
 import { formField, plainBodiesOnly, requestContext } from './forms.ts';
-import { csrfToken, renewCsrfSecret, verifyCsrf } from './security.ts';
+import { csrfToken, verifyCsrf } from './security.ts';
 import { pageLanguage, translator, type Views } from './views.ts';
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -271,8 +271,6 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       maxAge: 365 * 86_400_000,
       signed: false,
     });
-    // A token of the form before the sign-in is worthless after it.
-    renewCsrfSecret(ctx);
     // `remember: false`: a browser-session cookie, so closing the browser of a shared
     // office computer ends the session.
     return finish(

@@ -93,8 +93,10 @@ export function csrfToken(ctx: Context): string {
 }
 
 /**
- * Gives the browser a new CSRF secret: at every sign-in, so that a token seen before it
- * (on a shared computer, or planted with a cookie) is worthless afterwards.
+ * Gives the browser a new CSRF secret: at every sign-in to the console, so that a token seen
+ * before it (on a shared computer, or planted with a cookie) is worthless for the admin
+ * forms afterwards. The provider's own sign-in keeps the secret, so that sign-in forms open
+ * in other tabs still work.
  */
 export function renewCsrfSecret(ctx: Context): string {
   const secret = tokens.secretSync();
