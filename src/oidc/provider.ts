@@ -76,6 +76,11 @@ export function createProvider(deps: ProviderDeps): Provider {
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
     },
     responseTypes: ['code'],
+    // DOC#clientauthmethods: the methods a registered client can use (clients.ts registers
+    // client_secret_basic or none; the library accepts a basic client's secret in the body
+    // too). Without this list discovery announces client_secret_jwt and private_key_jwt,
+    // for which no client can be registered.
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
     // DOC#pkce: required for every client; the library accepts only S256.
     pkce: { required: () => true },
     features: {
