@@ -76,6 +76,9 @@ export function createProvider(deps: ProviderDeps): Provider {
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
     },
     responseTypes: ['code'],
+    // DOC#allowomittingsingleregisteredredirecturi: OIDC Core 1.0 §3.1.2.1 requires
+    // redirect_uri in every authentication request; without it the error page is shown.
+    allowOmittingSingleRegisteredRedirectUri: false,
     // DOC#clientauthmethods: the methods a registered client can use (clients.ts registers
     // client_secret_basic or none; the library accepts a basic client's secret in the body
     // too). Without this list discovery announces client_secret_jwt and private_key_jwt,
