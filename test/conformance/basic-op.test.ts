@@ -89,6 +89,44 @@ describe('code flow (oidcc-server, oidcc-ensure-*)', () => {
   });
 });
 
+describe('request validation (oidcc-response-type-missing, oidcc-ensure-redirect-uri-in-authorization-request)', () => {
+  it('answers a missing response_type on the redirect URI', async () => {
+    const authorization = await authorizationRequest(client);
+    authorization.url.searchParams.delete('response_type');
+
+    const callback = asRedirect(
+      await new Browser().visit(authorization.url.href, client.redirectUri),
+    );
+
+    expect(callbackError(callback)).toEqual({
+      error: 'invalid_request',
+      state: authorization.state,
+      code: null,
+    });
+  });
+
+  it('shows an error page and does not redirect when redirect_uri is missing', async () => {
+    const authorization = await authorizationRequest(client);
+    authorization.url.searchParams.delete('redirect_uri');
+
+    const response = await new Browser().request(authorization.url.href);
+
+    expect(response.status).toBe(400);
+    expect(response.headers.get('location')).toBeNull();
+    expect(response.headers.get('content-type')).toMatch(/^text\/html/);
+  });
+
+  it('accepts the scopes in any order and display=popup (oidcc-ensure-other-scope-order-succeeds, oidcc-display-popup)', async () => {
+    const { tokens, nonce } = await signIn(client, person, {
+      scope: 'email openid',
+      display: 'popup',
+    });
+
+    const claims = await verifyIdToken(test, client, tokens.id_token!, { nonce });
+    expect(claims.email).toBe('erika.mustermann@kommune.example');
+  });
+});
+
 describe('userinfo (oidcc-userinfo-get, -post-header, -post-body)', () => {
   let accessToken: string;
   let idTokenSub: string;
@@ -443,6 +481,19 @@ describe('one-time codes and rotated refresh tokens (oidcc-codereuse, RFC 9700 Â
     await expect(
       oidc.refreshTokenGrant(client.config, tokens.refresh_token!),
     ).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('refreshes to an ID token of the same subject, issuer and audience (oidcc-refresh-token)', async () => {
+    const { tokens } = await signIn(client, person, { scope: 'openid offline_access' });
+    const original = jwtPayload(tokens.id_token!);
+
+    const refreshed = await oidc.refreshTokenGrant(client.config, tokens.refresh_token!);
+
+    const claims = await verifyIdToken(test, client, refreshed.id_token!, {
+      accessToken: refreshed.access_token,
+    });
+    expect(claims).toMatchObject({ sub: original.sub, iss: original.iss, aud: original.aud });
+    expect(refreshed.refresh_token).not.toBe(tokens.refresh_token);
   });
 
   it('revokes the whole chain when a rotated refresh token is used again', async () => {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { decodeProtectedHeader } from 'jose';
 
 import { MongoAdapter } from '../../src/oidc/adapter.ts';
-import { authorizationRequest, Browser } from '../support/browser.ts';
+import { asPage, asRedirect, authorizationRequest, Browser } from '../support/browser.ts';
 import { signIn, verifyIdToken } from '../support/conformance.ts';
 import {
   createAccount,
@@ -129,6 +129,44 @@ describe('discovery document', () => {
     expect(location.origin + location.pathname).toBe(client.redirectUri);
     expect(location.searchParams.get('error')).toBe('request_not_supported');
     expect(location.searchParams.get('state')).toBe(authorization.state);
+  });
+});
+
+describe('announced response modes', () => {
+  it('answers response_mode=form_post with a form that posts code and state to the redirect URI', async () => {
+    expect(list('response_modes_supported')).toContain('form_post');
+    const { browser } = await signIn(client, person);
+    const authorization = await authorizationRequest(client, {
+      response_mode: 'form_post',
+      prompt: 'none',
+    });
+
+    const page = asPage(await browser.visit(authorization.url.href));
+
+    const form = page.document.querySelector('form');
+    expect(form?.getAttribute('method')).toBe('post');
+    expect(form?.getAttribute('action')).toBe(client.redirectUri);
+    const field = (name: string) =>
+      form?.querySelector(`input[name=${name}]`)?.getAttribute('value');
+    expect(field('state')).toBe(authorization.state);
+    expect(field('code')).toEqual(expect.any(String));
+    expect(field('iss')).toBe(test.issuer);
+  });
+
+  it('answers response_mode=fragment with the code in the fragment', async () => {
+    expect(list('response_modes_supported')).toContain('fragment');
+    const { browser } = await signIn(client, person);
+    const authorization = await authorizationRequest(client, {
+      response_mode: 'fragment',
+      prompt: 'none',
+    });
+
+    const callback = asRedirect(await browser.visit(authorization.url.href, client.redirectUri));
+
+    const fragment = new URLSearchParams(callback.hash.slice(1));
+    expect(callback.search).toBe('');
+    expect(fragment.get('state')).toBe(authorization.state);
+    expect(fragment.get('code')).toEqual(expect.any(String));
   });
 });
 
