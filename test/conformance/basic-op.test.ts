@@ -282,6 +282,35 @@ describe('prompt (oidcc-prompt-none-not-logged-in, -none-logged-in, oidcc-prompt
   });
 });
 
+describe('prompt combinations (OIDC Core 1.0 §3.1.2.1)', () => {
+  it('refuses prompt=none together with another prompt value', async () => {
+    const { browser } = await signIn(client, person);
+    const authorization = await authorizationRequest(client, { prompt: 'none login' });
+
+    const callback = asRedirect(await browser.visit(authorization.url.href, client.redirectUri));
+
+    expect(callbackError(callback)).toEqual({
+      error: 'invalid_request',
+      state: authorization.state,
+      code: null,
+    });
+  });
+
+  it('answers prompt=none with login_required once the session is older than max_age', async () => {
+    const { browser } = await signIn(client, person);
+    await backdateSessions(test, person.account._id, 60);
+    const authorization = await authorizationRequest(client, { prompt: 'none', max_age: '30' });
+
+    const callback = asRedirect(await browser.visit(authorization.url.href, client.redirectUri));
+
+    expect(callbackError(callback)).toEqual({
+      error: 'login_required',
+      state: authorization.state,
+      code: null,
+    });
+  });
+});
+
 describe('max_age (oidcc-max-age-1, oidcc-max-age-10000)', () => {
   it('returns auth_time and keeps a session younger than max_age', async () => {
     const first = await signIn(client, person, { max_age: '300' });
