@@ -16,22 +16,42 @@ export interface AdminListResult {
 
 const BATCH = 1000;
 
-/** Stores `count` more accounts in `tenantId`, shaped like `template`, in batches. */
-async function seedAccounts(test: TestServer, tenantId: string, count: number, template: object) {
-  const surnames = [
-    'Müller',
-    'Schmidt',
-    'Schneider',
-    'Fischer',
-    'Weber',
-    'Meyer',
-    'Wagner',
-    'Becker',
-  ];
-  for (let start = 0; start < count; start += BATCH) {
-    const batch = Array.from({ length: Math.min(BATCH, count - start) }, (_, offset) => {
-      const index = start + offset;
-      const username = `person.${String(index).padStart(5, '0')}`;
+/** Where seeded accounts go: `count` accounts of `tenantId`, numbered from `first`. */
+export interface SeedSlot {
+  tenantId: string;
+  count: number;
+  first?: number;
+}
+
+const surnames = [
+  'Müller',
+  'Schmidt',
+  'Schneider',
+  'Fischer',
+  'Weber',
+  'Meyer',
+  'Wagner',
+  'Becker',
+];
+
+/** The username of the seeded account number `index` of a tenant. */
+export const seededUsername = (index: number) => `person.${String(index).padStart(5, '0')}`;
+
+/**
+ * Stores accounts shaped like `template` (its password hash among them, so they sign in
+ * with its password) in batches; with `lockedEvery`, every so many of them are locked.
+ */
+export async function seedAccounts(
+  test: TestServer,
+  slots: SeedSlot[],
+  template: object,
+  options: { lockedEvery?: number } = {},
+) {
+  const documents = slots.flatMap(({ tenantId, count, first = 0 }) =>
+    Array.from({ length: count }, (_, offset) => {
+      const index = first + offset;
+      const username = seededUsername(index);
+      const locked = options.lockedEvery !== undefined && index % options.lockedEvery === 0;
       return {
         ...structuredClone(template),
         _id: randomBytes(12).toString('hex'),
@@ -40,11 +60,22 @@ async function seedAccounts(test: TestServer, tenantId: string, count: number, t
         usernameKey: username,
         familyName: `${surnames[index % surnames.length]}${index}`,
         roles: [],
-        ...(index % 50 === 0 ? { lockout: { count: 5, failures: [], lockedAt: new Date() } } : {}),
+        ...(locked ? { lockout: { count: 5, failures: [], lockedAt: new Date() } } : {}),
       };
-    });
-    await test.services.db.collection('accounts').insertMany(batch as never[]);
+    }),
+  );
+  for (let start = 0; start < documents.length; start += BATCH) {
+    await test.services.db
+      .collection('accounts')
+      .insertMany(documents.slice(start, start + BATCH) as never[]);
   }
+}
+
+/** Requests `path` of the console as `browser` and fails unless it answers 200. */
+export async function consolePage(test: TestServer, browser: Browser, path: string) {
+  const result = asPage(await browser.visit(`${test.issuer}${path}`));
+  if (result.status !== 200) throw new Error(`${path} answered ${result.status}`);
+  return result;
 }
 
 export async function benchAdminList(
@@ -56,15 +87,12 @@ export async function benchAdminList(
     roles: ['local_admin'],
     username: 'aaa.admin',
   });
-  await seedAccounts(test, tenantId, options.accounts - 1, admin.account);
+  await seedAccounts(test, [{ tenantId, count: options.accounts - 1 }], admin.account, {
+    lockedEvery: 50,
+  });
   const { browser } = await signInToConsole(test, admin);
 
-  const page = async (browserOf: Browser, path: string) => {
-    const result = asPage(await browserOf.visit(`${test.issuer}${path}`));
-    if (result.status !== 200) throw new Error(`${path} answered ${result.status}`);
-    return result;
-  };
-  const deep = `person.${String(Math.floor(options.accounts * 0.8)).padStart(5, '0')}`;
+  const deep = seededUsername(Math.floor(options.accounts * 0.8));
   const cases: Record<string, string> = {
     'first page': '/admin/accounts',
     'page at 80 %': `/admin/accounts?after=${deep}`,
@@ -73,8 +101,8 @@ export async function benchAdminList(
   };
   const results: Record<string, Latency> = {};
   for (const [name, path] of Object.entries(cases)) {
-    await page(browser, path);
-    results[name] = await timeSeries(options.runs, () => page(browser, path));
+    await consolePage(test, browser, path);
+    results[name] = await timeSeries(options.runs, () => consolePage(test, browser, path));
   }
   return { accounts: options.accounts, cases: results };
 }

@@ -1,0 +1,108 @@
+/** The bench's tables: throughput, latency, and the targets with the ratios they rest on. */
+import type { AdminListResult } from './admin-list.ts';
+import type { Argon2Ceiling } from './argon2.ts';
+import type { PopulationResult } from './population.ts';
+import type { SignInThroughput } from './sign-in.ts';
+import type { Latency } from './stats.ts';
+import type { Measured, TokenEndpoints } from './tokens.ts';
+
+export interface BenchResult {
+  profile: string;
+  at: string;
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string };
+  database: string;
+  hashConcurrency: number;
+  memory: { restMiB: number; peakMiB: number };
+  argon2: Argon2Ceiling & Measured;
+  signIns: SignInThroughput[];
+  tokens: TokenEndpoints;
+  bareRefresh: Measured;
+  population: PopulationResult;
+  adminList: AdminListResult;
+}
+
+export interface Target {
+  name: string;
+  measured: string;
+  goal: string;
+  met: boolean;
+}
+
+const percent = (ratio: number) => `${Math.round(ratio * 1000) / 10} %`;
+
+/** The three targets, each as measured in this run. */
+export function targets(result: BenchResult): Target[] {
+  const bestSignIn = Math.max(...result.signIns.map((run) => run.perSecond));
+  const signInRatio = bestSignIn / result.argon2.perSecond;
+  const refreshRatio = result.tokens.refresh.perSecond / result.bareRefresh.perSecond;
+  const [worstName, worst] = Object.entries(result.adminList.cases).reduce((a, b) =>
+    b[1].p95 > a[1].p95 ? b : a,
+  );
+  return [
+    {
+      name: 'full sign-ins / argon2 ceiling',
+      measured: `${percent(signInRatio)} (${bestSignIn} / ${result.argon2.perSecond} per s)`,
+      goal: '≥ 80 %',
+      met: signInRatio >= 0.8,
+    },
+    {
+      name: 'refresh grants / bare oidc-provider',
+      measured: `${percent(refreshRatio)} (${result.tokens.refresh.perSecond} / ${result.bareRefresh.perSecond} per s)`,
+      goal: '≥ 50 %',
+      met: refreshRatio >= 0.5,
+    },
+    {
+      name: `admin list p95, ${result.adminList.accounts.toLocaleString('en')} accounts (slowest request: ${worstName})`,
+      measured: `${worst.p95} ms`,
+      goal: '< 100 ms at 10,000',
+      met: worst.p95 < 100 && result.adminList.accounts >= 10_000,
+    },
+  ];
+}
+
+const throughputRow = (name: string, run: Measured) =>
+  `| ${name} | ${run.concurrency} | ${run.perSecond} | ${run.latency.p50} | ${run.latency.p99} | ${run.cost.cpuSecondsPerOp} | ${run.cost.databaseCpuSecondsPerOp} | ${run.cost.peakRssMiB} |`;
+
+const latencyRow = (name: string, latency: Latency) =>
+  `| ${name} | ${latency.runs} | ${latency.p50} | ${latency.p95} | ${latency.p99} | ${latency.max} |`;
+
+/** The Markdown report of one run. */
+export function markdown(result: BenchResult): string {
+  const { argon2, population, adminList } = result;
+  const settings = `argon2id ${Math.round(argon2.settings.memoryCost / 1024)} MiB, ${argon2.settings.timeCost} passes, ${argon2.settings.parallelism} lane`;
+  return [
+    `${result.profile} profile, ${result.at}: ${result.machine.cpus} cores (${result.machine.cpuModel}), ${result.machine.memoryGiB} GiB, Node ${result.machine.node}, ${result.database}, ${settings}, hashing queue ${result.hashConcurrency} at once.`,
+    '',
+    '| target | measured | goal | result |',
+    '| --- | ---: | ---: | --- |',
+    ...targets(result).map(
+      (target) =>
+        `| ${target.name} | ${target.measured} | ${target.goal} | ${target.met ? 'met' : 'missed'} |`,
+    ),
+    '',
+    '| operation | concurrency | per second | p50 ms | p99 ms | CPU s/op, node | CPU s/op, FerretDB | peak RSS MiB |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    throughputRow('argon2id verification (ceiling, all cores)', argon2),
+    ...result.signIns.map((run) =>
+      throughputRow('full sign-in (authorize → form → code → token)', run),
+    ),
+    throughputRow('refresh-token grant', result.tokens.refresh),
+    throughputRow('refresh-token grant, bare oidc-provider (memory adapter)', result.bareRefresh),
+    throughputRow('introspection', result.tokens.introspection),
+    throughputRow('userinfo', result.tokens.userinfo),
+    '',
+    `Population: ${population.tenants} authorities with ${population.accountsPerTenant} accounts each (seeded in ${population.seedSeconds} s); admin list: one authority with ${adminList.accounts.toLocaleString('en')} accounts.`,
+    '',
+    '| request | runs | p50 ms | p95 ms | p99 ms | max ms |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    latencyRow('population: full sign-in', population.signIn),
+    latencyRow('population: admin list of one authority', population.adminList),
+    ...Object.entries(adminList.cases).map(([name, latency]) =>
+      latencyRow(`${adminList.accounts.toLocaleString('en')} accounts: ${name}`, latency),
+    ),
+    '',
+    `Resident memory of the bench process: ${result.memory.restMiB} MiB at rest, ${result.memory.peakMiB} MiB at the peak under load.`,
+    'The server runs inside the bench process, so its CPU and memory figures include the load generator (autocannon, the sign-in client); FerretDB is a process of its own.',
+    '',
+  ].join('\n');
+}
