@@ -83,7 +83,6 @@ export async function startServer(
     db: services.db,
     issuer: config.issuer,
     accounts: services.accounts,
-    tenants: services.tenants,
     sessions: services.consoleSessions,
     views,
     interactionTtlSeconds: config.ttl.interaction,
@@ -108,7 +107,6 @@ export async function startServer(
       api: adminApi({
         provider,
         accounts: services.accounts,
-        tenants: services.tenants,
         consoleSignIn,
         admin: services.admin,
         auditQuery: services.auditQuery,

@@ -9,6 +9,7 @@ import type { AuditTrail, RequestContext } from '../audit/trail.ts';
 import type { Leases } from '../db/leases.ts';
 import { AppError, conflict, notFound, ValidationError } from '../errors.ts';
 import type { TenantDirectory } from '../tenants/directory.ts';
+import type { Tenant } from '../tenants/model.ts';
 import { nameChangeSchema, newAccountSchema, parseInput } from '../validation.ts';
 import { emptyLockout, isLocked, type LockoutSettings } from './lockout.ts';
 import { permissions } from './model.ts';
@@ -97,6 +98,18 @@ export class AccountService {
   /** True while the account must set a new password before any token is issued. */
   requiresPasswordChange(account: Account): boolean {
     return account.password.mustChange || this.passwordExpiresAt(account) <= this.#deps.now();
+  }
+
+  /**
+   * The account and its tenant while the account can act with what it holds: active, in an
+   * active tenant, and no password change pending; undefined otherwise.
+   */
+  async acting(accountId: string): Promise<{ account: Account; tenant: Tenant } | undefined> {
+    const account = await this.find(accountId);
+    if (!account || account.state !== 'active' || this.requiresPasswordChange(account))
+      return undefined;
+    const tenant = await this.#deps.tenants.find(account.tenantId);
+    return tenant?.active ? { account, tenant } : undefined;
   }
 
   /** Creates an account with a one-time password, which is returned once and never stored. */

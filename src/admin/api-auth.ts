@@ -18,13 +18,11 @@ import type { ConsoleSignIn } from '../console/sign-in.ts';
 import { AppError } from '../errors.ts';
 import { verifyCsrf } from '../http/security.ts';
 import { ADMIN_SCOPE } from '../oidc/grants.ts';
-import type { TenantDirectory } from '../tenants/directory.ts';
 import type { AdminService, Administrator } from './service.ts';
 
 export interface ApiAuthDeps {
   provider: Provider;
   accounts: AccountService;
-  tenants: TenantDirectory;
   consoleSignIn: ConsoleSignIn;
   admin: AdminService;
 }
@@ -87,17 +85,10 @@ async function bearerAdministrator(
   if (!token.clientId || !(await deps.provider.Client.find(token.clientId)))
     throw invalidToken('the client of the token is gone');
 
-  const account = await deps.accounts.find(token.accountId);
-  const tenant = account ? await deps.tenants.find(account.tenantId) : null;
-  if (
-    !account ||
-    account.state !== 'active' ||
-    deps.accounts.requiresPasswordChange(account) ||
-    !tenant?.active
-  )
-    throw invalidToken('the account of the token cannot act');
+  const acting = await deps.accounts.acting(token.accountId);
+  if (!acting) throw invalidToken('the account of the token cannot act');
 
-  const administrator = deps.admin.actingAdministrator(account);
+  const administrator = deps.admin.actingAdministrator(acting.account);
   if (!(token.scope ?? '').split(' ').includes(ADMIN_SCOPE)) {
     throw new AuthenticationError(
       403,

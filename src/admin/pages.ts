@@ -13,7 +13,13 @@ import { AuditQuery, tenantActions, type AuditFilter } from '../audit/query.ts';
 import { consoleUser } from '../console/sign-in.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import { csrfToken, verifyCsrf } from '../http/security.ts';
-import { pageLanguage, translator, type Translate, type Views } from '../http/views.ts';
+import {
+  dateFormatter,
+  pageLanguage,
+  translator,
+  type Translate,
+  type Views,
+} from '../http/views.ts';
 import { auditWording } from './audit-wording.ts';
 import { auditCsv } from './csv.ts';
 import {
@@ -102,7 +108,7 @@ export function adminPages(deps: AdminPageDeps): Router {
       },
       wide: true,
       fewAdmins: tenant ? await admin.needsMoreAdmins(tenant._id) : false,
-      format: formatter(language),
+      format: dateFormatter(language),
       errors: Object.entries(fieldErrors).map(([field, message]) => ({
         field: fieldIds[field] ?? field,
         label: t(fieldLabels[field] ?? field),
@@ -263,7 +269,7 @@ export function adminPages(deps: AdminPageDeps): Router {
           });
         }
         await showAccount(ctx, who, account, {
-          error: error instanceof ValidationError ? null : t(adminMessage(error.code)),
+          error: error instanceof ValidationError ? null : t(error.code),
           fieldErrors: formErrors(error, t) ?? {},
           values: {
             givenName: text(body(ctx).given_name),
@@ -347,7 +353,7 @@ export function adminPages(deps: AdminPageDeps): Router {
       if (!(error instanceof AppError) || error.status !== 409) throw error;
       ctx.status = 409;
       await showAccount(ctx, who, await admin.account(who, id), {
-        error: translator(pageLanguage(ctx))(adminMessage(error.code)),
+        error: translator(pageLanguage(ctx))(error.code),
       });
     }
   });
@@ -412,10 +418,6 @@ export function adminPages(deps: AdminPageDeps): Router {
   return router;
 }
 
-/** Refusals worded for the person signed in (the login pages') get the admin's wording. */
-const adminMessage = (code: string) =>
-  code === 'account.retired' ? 'admin.account_retired' : code;
-
 /** The form field of each validated property, for links from the error summary. */
 const fieldIds: Record<string, string> = {
   givenName: 'given_name',
@@ -473,21 +475,4 @@ function formErrors(error: unknown, t: Translate): Record<string, string> | unde
   if (error instanceof AppError && error.code === 'username.taken')
     return { username: t(error.code) };
   return undefined;
-}
-
-/** Dates and times as the page language writes them, in German time. */
-function formatter(language: 'de' | 'en') {
-  const dateTime = new Intl.DateTimeFormat(language === 'en' ? 'en-GB' : 'de-DE', {
-    dateStyle: 'medium',
-    timeStyle: 'short',
-    timeZone: 'Europe/Berlin',
-  });
-  const date = new Intl.DateTimeFormat(language === 'en' ? 'en-GB' : 'de-DE', {
-    dateStyle: 'medium',
-    timeZone: 'Europe/Berlin',
-  });
-  return {
-    dateTime: (value: Date | null | undefined) => (value ? dateTime.format(value) : '–'),
-    date: (value: Date | null | undefined) => (value ? date.format(value) : '–'),
-  };
 }

@@ -291,9 +291,9 @@ export class AdminService {
     const target = await this.#target(admin, accountId);
     const change = () =>
       this.#deps.accounts.setState(target._id, state, this.#context(admin, origin));
-    if (state === 'active') await change();
-    else await this.#keepingAnAdmin(admin, target, change);
-    return this.account(admin, accountId);
+    return this.#detail(
+      state === 'active' ? await change() : await this.#keepingAnAdmin(admin, target, change),
+    );
   }
 
   /** Lifts a lock; false when the account was not locked. */

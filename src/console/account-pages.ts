@@ -10,9 +10,9 @@ import type { SignIn } from '../accounts/sign-in.ts';
 import type { AccountService } from '../accounts/service.ts';
 import { mayAdminister } from '../admin/service.ts';
 import { ValidationError } from '../errors.ts';
-import { formField, requestContext } from '../http/forms.ts';
+import { formField, passwordFormMessages, requestContext } from '../http/forms.ts';
 import { csrfToken, verifyCsrf } from '../http/security.ts';
-import { pageLanguage, translator, type Views } from '../http/views.ts';
+import { dateFormatter, pageLanguage, translator, type Views } from '../http/views.ts';
 import { consoleUser } from './sign-in.ts';
 
 export interface AccountPageDeps {
@@ -50,11 +50,7 @@ export function accountPages(deps: AccountPageDeps): Router {
     const t = translator(language);
     const expiresAt = accounts.passwordExpiresAt(account);
     const daysLeft = Math.ceil((expiresAt.getTime() - now().getTime()) / DAY);
-    const dateTime = new Intl.DateTimeFormat(language === 'en' ? 'en-GB' : 'de-DE', {
-      dateStyle: 'medium',
-      timeStyle: 'short',
-      timeZone: 'Europe/Berlin',
-    });
+
     views.render(ctx, 'console/account', {
       title: t('account_page.title'),
       csrf: csrfToken(ctx),
@@ -62,7 +58,7 @@ export function accountPages(deps: AccountPageDeps): Router {
       account,
       tenant,
       isAdmin: mayAdminister(account),
-      expiresAt: dateTime.format(expiresAt),
+      expiresAt: dateFormatter(language).dateTime(expiresAt),
       daysLeft,
       expiresSoon: daysLeft <= EXPIRY_WARNING_DAYS,
       notice: ctx.query.done === 'password_changed' ? t('account_page.password_changed') : null,
@@ -72,17 +68,7 @@ export function accountPages(deps: AccountPageDeps): Router {
   function passwordForm(ctx: Context, problems: Record<string, string[]> = {}, status = 200) {
     const t = translator(pageLanguage(ctx));
     const policy = accounts.passwordSettings;
-    const params = {
-      min: policy.minLength,
-      max: policy.maxLength,
-      count: policy.history,
-      days: policy.maxAgeDays,
-    };
-    const labels: Record<string, string> = {
-      current_password: 'password_change.current',
-      new_password: 'password_change.new',
-      new_password_confirm: 'password_change.confirm',
-    };
+    const { fieldErrors, errors } = passwordFormMessages(problems, t, policy);
     ctx.status = status;
     views.render(ctx, 'console/password', {
       title: t('account_page.password_title'),
@@ -90,15 +76,8 @@ export function accountPages(deps: AccountPageDeps): Router {
       nav: navigation(ctx),
       username: consoleUser(ctx).account.username,
       policy,
-      fieldErrors: Object.fromEntries(
-        Object.entries(problems).map(([field, keys]) => [
-          field,
-          keys.map((key) => t(key, params)).join(' '),
-        ]),
-      ),
-      errors: Object.entries(problems).flatMap(([field, keys]) =>
-        keys.map((key) => ({ field, label: t(labels[field] ?? field), text: t(key, params) })),
-      ),
+      fieldErrors,
+      errors,
       errorsHeading: t('password_change.failed'),
     });
   }

@@ -22,7 +22,6 @@ import { renewCsrfSecret, verifyCsrf } from '../http/security.ts';
 import { pageLanguage, translator, type Views } from '../http/views.ts';
 import { revokeGrantRecords } from '../oidc/adapter.ts';
 import type { ClientRegistry } from '../oidc/clients.ts';
-import type { TenantDirectory } from '../tenants/directory.ts';
 import type { Tenant } from '../tenants/model.ts';
 import type { ConsoleSession, ConsoleSessions } from './sessions.ts';
 
@@ -41,7 +40,6 @@ export interface ConsoleDeps {
   db: Db;
   issuer: string;
   accounts: AccountService;
-  tenants: TenantDirectory;
   sessions: ConsoleSessions;
   views: Views;
   interactionTtlSeconds: number;
@@ -104,27 +102,21 @@ export class ConsoleSignIn {
 
   /** The signed-in person of this request, or undefined (ending a session that is void). */
   async user(ctx: Context): Promise<ConsoleUser | undefined> {
-    const { sessions, provider, accounts, tenants } = this.#deps;
+    const { sessions, provider, accounts } = this.#deps;
     const token = ctx.cookies.get(SESSION_COOKIE, { signed: true });
     const session = await sessions.find(token);
     if (!session) return undefined;
 
     const grant = await provider.Grant.find(session.grantId);
-    const account =
-      grant?.accountId === session.accountId ? await accounts.find(session.accountId) : null;
-    const tenant = account ? await tenants.find(account.tenantId) : null;
+    const acting =
+      grant?.accountId === session.accountId ? await accounts.acting(session.accountId) : undefined;
     // A deactivated account, an expired password or a revoked grant all lead back to the
     // sign-in, which says why or asks for the new password.
-    if (
-      !account ||
-      account.state !== 'active' ||
-      accounts.requiresPasswordChange(account) ||
-      !tenant?.active
-    ) {
+    if (!acting) {
       await sessions.close(token);
       return undefined;
     }
-    return { account, tenant, session };
+    return { ...acting, session };
   }
 
   /** Middleware: `ctx.state.console` is the signed-in person, or the browser goes to sign in. */

@@ -1,8 +1,10 @@
 /** Reading submitted form fields safely: strings only, bounded, NUL-free. */
 import type { Context } from 'koa';
 
+import type { PasswordSettings } from '../accounts/service.ts';
 import type { RequestContext } from '../audit/trail.ts';
 import { AppError } from '../errors.ts';
+import type { Translate } from './views.ts';
 
 export type FieldResult = { value: string; error?: undefined } | { value: string; error: string };
 
@@ -49,4 +51,43 @@ export async function plainBodiesOnly(ctx: Context, next: () => Promise<unknown>
   if (encoding !== '' && encoding !== 'identity')
     throw new AppError(415, 'error.generic', { detail: `content-encoding ${encoding}` });
   await next();
+}
+
+const passwordFieldLabels: Record<string, string> = {
+  current_password: 'password_change.current',
+  new_password: 'password_change.new',
+  new_password_confirm: 'password_change.confirm',
+};
+
+/**
+ * The problems of a password form in words, with the policy's figures filled in: one message
+ * per field and the error summary's entries. `params` serve the page's other texts.
+ */
+export function passwordFormMessages(
+  problems: Record<string, string[]>,
+  t: Translate,
+  policy: PasswordSettings,
+) {
+  const params = {
+    min: policy.minLength,
+    max: policy.maxLength,
+    count: policy.history,
+    days: policy.maxAgeDays,
+  };
+  return {
+    params,
+    fieldErrors: Object.fromEntries(
+      Object.entries(problems).map(([field, keys]) => [
+        field,
+        keys.map((key) => t(key, params)).join(' '),
+      ]),
+    ),
+    errors: Object.entries(problems).flatMap(([field, keys]) =>
+      keys.map((key) => ({
+        field,
+        label: t(passwordFieldLabels[field] ?? field),
+        text: t(key, params),
+      })),
+    ),
+  };
 }

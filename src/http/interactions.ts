@@ -14,7 +14,7 @@ import type { Account } from '../accounts/model.ts';
 import type { AccountService } from '../accounts/service.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import type { TenantDirectory } from '../tenants/directory.ts';
-import { formField, plainBodiesOnly, requestContext } from './forms.ts';
+import { formField, passwordFormMessages, plainBodiesOnly, requestContext } from './forms.ts';
 import { csrfToken, verifyCsrf } from './security.ts';
 import { pageLanguage, translator, type Views } from './views.ts';
 
@@ -148,13 +148,6 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     );
   }
 
-  /** The label of each field of the password-change form, named in the error summary. */
-  const passwordFieldLabels: Record<string, string> = {
-    current_password: 'password_change.current',
-    new_password: 'password_change.new',
-    new_password_confirm: 'password_change.confirm',
-  };
-
   async function renderPasswordChange(
     ctx: Context,
     details: Details,
@@ -169,25 +162,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         detail: 'account of the interaction is gone',
       });
     const policy = accounts.passwordSettings;
-    const params = {
-      min: policy.minLength,
-      max: policy.maxLength,
-      count: policy.history,
-      days: policy.maxAgeDays,
-    };
-    const fieldErrors = Object.fromEntries(
-      Object.entries(problems).map(([field, keys]) => [
-        field,
-        keys.map((key) => t(key, params)).join(' '),
-      ]),
-    );
-    const errors = Object.entries(problems).flatMap(([field, keys]) =>
-      keys.map((key) => ({
-        field,
-        label: t(passwordFieldLabels[field] ?? field),
-        text: t(key, params),
-      })),
-    );
+    const { params, fieldErrors, errors } = passwordFormMessages(problems, t, policy);
 
     ctx.status = status;
     views.render(
@@ -256,7 +231,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       requestContext(ctx),
     );
     if (result.kind === 'inactive') {
-      return renderLogin(ctx, details, { values, error: `account.${result.state}`, status: 403 });
+      return renderLogin(ctx, details, { values, error: `login.${result.state}`, status: 403 });
     }
     if (result.kind === 'throttled') ctx.set('Retry-After', String(result.retryAfterSeconds));
     if (result.kind !== 'success') {

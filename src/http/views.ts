@@ -47,6 +47,21 @@ export function pageLanguage(ctx: Context, uiLocales?: unknown): Language {
   return accepted === 'en' ? 'en' : 'de';
 }
 
+/** Dates and times as the page language writes them, in German time; '–' for none. */
+export function dateFormatter(language: Language) {
+  const locale = language === 'en' ? 'en-GB' : 'de-DE';
+  const dateTime = new Intl.DateTimeFormat(locale, {
+    dateStyle: 'medium',
+    timeStyle: 'short',
+    timeZone: 'Europe/Berlin',
+  });
+  const date = new Intl.DateTimeFormat(locale, { dateStyle: 'medium', timeZone: 'Europe/Berlin' });
+  return {
+    dateTime: (value: Date | null | undefined) => (value ? dateTime.format(value) : '–'),
+    date: (value: Date | null | undefined) => (value ? date.format(value) : '–'),
+  };
+}
+
 export interface PageContext {
   support: { email: string; phone: string };
 }

@@ -119,7 +119,6 @@ describe('the OpenAPI document', () => {
     const router = adminApi({
       provider: server.server.provider,
       accounts: services.accounts,
-      tenants: services.tenants,
       admin: services.admin,
       auditQuery: services.auditQuery,
       consoleSignIn: new ConsoleSignIn({
@@ -127,7 +126,6 @@ describe('the OpenAPI document', () => {
         db: services.db,
         issuer: server.issuer,
         accounts: services.accounts,
-        tenants: services.tenants,
         sessions: services.consoleSessions,
         views: new Views({ support: services.config.support }),
         interactionTtlSeconds: 600,
