@@ -66,6 +66,38 @@ function answerMalformedRequest(views: Views) {
   };
 }
 
+/** How long requests in flight may still run once the server is closing. */
+const DRAIN_MS = 10_000;
+
+/**
+ * Closing the server as a rolling restart needs it: new connections are refused at once,
+ * requests in flight finish with their normal answer, and each connection closes as soon
+ * as its last request is answered (a keep-alive connection would otherwise hold the process
+ * for `keepAliveTimeout`). Requests still running after `DRAIN_MS` are cut off.
+ */
+class Drain {
+  readonly #server: http.Server;
+  #closing = false;
+
+  constructor(server: http.Server) {
+    this.#server = server;
+    server.on('request', (_request, response: http.ServerResponse) => {
+      // 'close' follows 'finish' once the socket is detached, so the connection is idle.
+      response.on('close', () => {
+        if (this.#closing) server.closeIdleConnections();
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const cutOff = setTimeout(() => this.#server.closeAllConnections(), DRAIN_MS);
+    await closed;
+    clearTimeout(cutOff);
+  }
+}
+
 /** Builds the provider and starts listening on `port` (0 = any free port). */
 export async function startServer(
   services: Services,
@@ -136,6 +168,7 @@ export async function startServer(
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;
   server.on('clientError', answerMalformedRequest(views));
+  const drain = new Drain(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
@@ -156,8 +189,7 @@ export async function startServer(
     close: async () => {
       housekeeping.stop();
       await metrics?.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
+      await drain.close();
     },
   };
 }

@@ -2,10 +2,12 @@
  * Errors of the admin JSON API as RFC 9457 problem documents: `type` names the problem by
  * its stable code, `title` says what kind of refusal it is, `detail` gives the German (or
  * English) sentence of the code, and a refused input lists every field with its codes and
- * messages. Internals (stack traces, private details) only reach the log.
+ * messages. An unreachable database is a 503 `service.unavailable` with `Retry-After`.
+ * Internals (stack traces, private details) only reach the log.
  */
 import type { Context } from 'koa';
 
+import { asUnavailable } from '../db/connection.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import { hasText, pageLanguage, translator } from '../http/views.ts';
 import type { Logger } from '../log.ts';
@@ -37,7 +39,8 @@ const bodyErrors: Record<string, [number, string]> = {
 };
 
 /** Writes `error` to the response as a problem document. */
-export function respondWithProblem(ctx: Context, error: unknown): void {
+export function respondWithProblem(ctx: Context, caught: unknown): void {
+  const error = asUnavailable(caught);
   const log = ctx.state.log as Logger | undefined;
   const t = translator(pageLanguage(ctx));
   let status = 500;
@@ -51,7 +54,12 @@ export function respondWithProblem(ctx: Context, error: unknown): void {
       : bodyErrors[String((error as { type?: unknown })?.type)];
   if (error instanceof AppError) {
     [status, code] = [error.status, hasText(error.code) ? error.code : 'error.generic'];
-    log?.info({ error_code: error.code, detail: error.detail }, 'API request refused');
+    log?.[status >= 500 ? 'warn' : 'info'](
+      { error_code: error.code, detail: error.detail },
+      'API request refused',
+    );
+    if (error.retryAfterSeconds !== undefined)
+      ctx.set('Retry-After', String(error.retryAfterSeconds));
   } else if (bodyError) {
     [status, code] = bodyError;
     log?.info({ error_code: code, detail: (error as Error).message }, 'API request refused');

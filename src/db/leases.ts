@@ -34,13 +34,17 @@ export class Leases {
     this.#collection = db.collection<Lease>('leases');
   }
 
-  /** Runs `work` while holding the lease `key`; the lease is released whatever happens. */
+  /**
+   * Runs `work` while holding the lease `key`; the lease is released whatever happens. A
+   * release that fails (the database went away meanwhile) leaves the lease to lapse after
+   * its `ttlMs`, and does not turn a change that `work` made into a failure.
+   */
   async run<T>(key: string, work: () => Promise<T>, options: LeaseOptions = {}): Promise<T> {
     const owner = await this.#acquire(key, options.ttlMs ?? 10_000, options.waitMs ?? 10_000);
     try {
       return await work();
     } finally {
-      await this.#collection.deleteOne({ _id: key, owner });
+      await this.#collection.deleteOne({ _id: key, owner }).catch(() => {});
     }
   }
 

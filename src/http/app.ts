@@ -12,6 +12,7 @@ import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import { errors as oidcErrors } from 'oidc-provider';
 
+import { asUnavailable, UNAVAILABLE_RETRY_AFTER_SECONDS } from '../db/connection.ts';
 import { AppError } from '../errors.ts';
 import { offlineAccessWithoutConsentPage } from '../oidc/grants.ts';
 import { awaitProviderEventWrites } from '../oidc/provider.ts';
@@ -57,6 +58,7 @@ export function mountHttp(provider: Provider, deps: HttpDeps): Provider {
   site.get('/readyz', async (ctx) => {
     const ready = await deps.databaseReady();
     ctx.status = ready ? 200 : 503;
+    if (!ready) ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
     ctx.body = { status: ready ? 'ok' : 'database unavailable' };
   });
   // No icon: an empty answer instead of a 404 page for every browser's request.
@@ -113,8 +115,9 @@ function requestLog(log: Logger) {
 
 /**
  * Errors on our own routes become German pages: an expired interaction, a CSRF failure,
- * an over-large form. Anything unexpected is logged and shown as a generic error, never
- * with internals. The provider's own endpoints render errors through `renderError`.
+ * an over-large form, and a database that cannot be reached (503 with `Retry-After`).
+ * Anything unexpected is logged and shown as a generic error, never with internals. The
+ * provider's own endpoints render errors through `renderError`.
  */
 function errorPages(deps: HttpDeps) {
   return async (ctx: Context, next: Next) => {
@@ -124,7 +127,14 @@ function errorPages(deps: HttpDeps) {
         const key = ctx.status === 404 ? 'error.not_found' : 'error.method_not_allowed';
         throw new AppError(ctx.status, key, { detail: `${ctx.method} ${ctx.path}` });
       }
-    } catch (error) {
+      // RFC 9110 §10.2.3: a 503 says when to come back. The provider answers its own
+      // endpoints' refusals (`temporarily_unavailable`, oidc/provider.ts) without it.
+      if (ctx.status === 503 && !ctx.response.get('Retry-After')) {
+        ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
+        (ctx.state.log as Logger).warn({ error_code: 'service.unavailable' }, 'request refused');
+      }
+    } catch (caught) {
+      const error = asUnavailable(caught);
       const t = translator(pageLanguage(ctx));
       const log = ctx.state.log as Logger;
       let status = 500;
@@ -133,7 +143,11 @@ function errorPages(deps: HttpDeps) {
         [status, key] = [400, 'error.interaction_expired'];
       } else if (error instanceof AppError) {
         [status, key] = [error.status, hasText(error.code) ? error.code : 'error.generic'];
-        log.info({ error_code: error.code, detail: error.detail }, 'request refused');
+        // A refusal for want of capacity or database is a degradation worth a warning.
+        log[status >= 500 ? 'warn' : 'info'](
+          { error_code: error.code, detail: error.detail },
+          'request refused',
+        );
         if (error.retryAfterSeconds !== undefined)
           ctx.set('Retry-After', String(error.retryAfterSeconds));
       } else if ((error as { status?: number }).status === 413) {

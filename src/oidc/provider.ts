@@ -5,11 +5,17 @@
  */
 import type { Context, Next } from 'koa';
 import type { Db } from 'mongodb';
-import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, {
+  errors,
+  type Adapter,
+  type Configuration,
+  type KoaContextWithOIDC,
+} from 'oidc-provider';
 
 import type { AccountService } from '../accounts/service.ts';
 import type { AuditTrail } from '../audit/trail.ts';
 import type { Config } from '../config.ts';
+import { isDatabaseUnavailable } from '../db/connection.ts';
 import type { Views } from '../http/views.ts';
 import { hasText, pageLanguage, translator } from '../http/views.ts';
 import type { Logger } from '../log.ts';
@@ -35,22 +41,78 @@ export interface ProviderDeps {
 /** The default signing algorithm; RS256 stays available to clients that register it. */
 export const DEFAULT_SIGNING_ALG = 'ES256';
 
+/**
+ * An unreachable database, as the provider answers it: 503 `temporarily_unavailable`. RFC
+ * 6749 §4.1.2.1 defines the code for the authorization endpoint (where it reaches the relying
+ * party on its redirect URI); the token, userinfo, introspection and revocation endpoints
+ * answer it too, with the 503 status and `Retry-After` that tell any HTTP client to retry,
+ * rather than a `server_error` 500 that reads as a fault.
+ */
+export class DatabaseUnavailable extends errors.OIDCProviderError {
+  constructor(cause: unknown) {
+    super(503, 'temporarily_unavailable', { cause });
+    // The library hides every error of status 500 and above behind `server_error`.
+    this.expose = true;
+    this.error_description = 'the service is temporarily unavailable, retry later';
+  }
+}
+
+const metUnavailable = Symbol('metUnavailable');
+
+/**
+ * `work` with an unreachable database turned into `DatabaseUnavailable`. The provider
+ * reaches the database only through its adapter and `findAccount`, so guarding those two
+ * lets the library answer every endpoint in its own format. A request of the provider that
+ * has met an unreachable database does not wait for it a second time: the library's error
+ * handler of the authorization endpoint looks the client up again, which would double the
+ * time before the answer.
+ */
+async function guarded<T>(work: () => Promise<T>): Promise<T> {
+  const state = Provider.ctx?.state as { [metUnavailable]?: unknown } | undefined;
+  if (state?.[metUnavailable] !== undefined) throw new DatabaseUnavailable(state[metUnavailable]);
+  try {
+    return await work();
+  } catch (error) {
+    if (!isDatabaseUnavailable(error)) throw error;
+    if (state) state[metUnavailable] = error;
+    throw new DatabaseUnavailable(error);
+  }
+}
+
+/** The adapter with every call guarded. */
+function guardedAdapter(adapter: MongoAdapter): Adapter {
+  return {
+    upsert: (id, payload, expiresIn) => guarded(() => adapter.upsert(id, payload, expiresIn)),
+    find: (id) => guarded(() => adapter.find(id)),
+    findByUid: (uid) => guarded(() => adapter.findByUid(uid)),
+    findByUserCode: (userCode) => guarded(() => adapter.findByUserCode(userCode)),
+    consume: (id) => guarded(() => adapter.consume(id)),
+    destroy: (id) => guarded(() => adapter.destroy(id)),
+    revokeByGrantId: (grantId) => guarded(() => adapter.revokeByGrantId(grantId)),
+  };
+}
+
 export function createProvider(deps: ProviderDeps): Provider {
   const { config, keys, db } = deps;
   const grantOwners = new GrantOwners();
-  const findAccount = accountFinder(deps.accounts, deps.tenants);
+  const findAccountUnguarded = accountFinder(deps.accounts, deps.tenants);
+  const findAccount: typeof findAccountUnguarded = (ctx, sub, token) =>
+    guarded(() => findAccountUnguarded(ctx, sub, token));
 
   const configuration: Configuration = {
     adapter: (name: string) =>
-      new MongoAdapter(db, name, {
-        onGrantDeleted: (grantId, accountId) => grantOwners.note(Provider.ctx, grantId, accountId),
-        // A parallel reuse is caught by the adapter, not the library: report its revocation
-        // as the library reports a sequential one.
-        onReuse: (grantId) => {
-          const ctx = Provider.ctx;
-          if (ctx) provider.emit('grant.revoked', ctx, grantId);
-        },
-      }),
+      guardedAdapter(
+        new MongoAdapter(db, name, {
+          onGrantDeleted: (grantId, accountId) =>
+            grantOwners.note(Provider.ctx, grantId, accountId),
+          // A parallel reuse is caught by the adapter, not the library: report its revocation
+          // as the library reports a sequential one.
+          onReuse: (grantId) => {
+            const ctx = Provider.ctx;
+            if (ctx) provider.emit('grant.revoked', ctx, grantId);
+          },
+        }),
+      ),
     // Clients live in the database (the adapter's Client model), managed by the CLI.
     clients: [],
     clientDefaults: {
@@ -187,7 +249,8 @@ function renderProviderError(
   error: Error,
 ) {
   const t = translator(pageLanguage(ctx));
-  const key = `error.${out.error}`;
+  const key =
+    out.error === 'temporarily_unavailable' ? 'service.unavailable' : `error.${out.error}`;
   const isRedirectUri =
     out.error === 'invalid_redirect_uri' || /redirect_uri/.test(out.error_description ?? '');
   const message = isRedirectUri

@@ -36,6 +36,8 @@ export const messages = {
   tooLarge: 'Die Eingabe ist zu groß.',
   invalidRedirectUri:
     'Die Rücksprungadresse der Anwendung ist nicht registriert. Aus Sicherheitsgründen wird nicht weitergeleitet.',
+  unavailable:
+    'Der Anmeldedienst ist vorübergehend nicht verfügbar. Bitte versuchen Sie es in einigen Minuten erneut.',
 } as const;
 
 export interface SignInPage {

@@ -36,13 +36,14 @@ export interface TestServer {
 
 /**
  * Starts a server with its own database; `env` overrides configuration variables. A given
- * `database` is reused, as by a restart of the same installation; `demo` serves `/demo`.
+ * `database` is reused, as by a restart of the same installation; `demo` serves `/demo`;
+ * `databaseServer` (a MongoDB URI ending in `/`) replaces the shared FerretDB.
  */
 export async function startTestServer(
   env: Record<string, string> = {},
-  options: { database?: string; demo?: boolean } = {},
+  options: { database?: string; demo?: boolean; databaseServer?: string } = {},
 ): Promise<TestServer> {
-  const base = process.env.FLUEAG_TEST_MONGODB;
+  const base = options.databaseServer ?? process.env.FLUEAG_TEST_MONGODB;
   if (!base) throw new Error('FLUEAG_TEST_MONGODB is not set: run the tests with npm test');
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'flueag-server-'));
   const port = env.PORT === undefined ? await freePort() : Number(env.PORT);
