@@ -48,7 +48,7 @@ export const DEFAULT_SIGNING_ALG = 'ES256';
  * answer it too, with the 503 status and `Retry-After` that tell any HTTP client to retry,
  * rather than a `server_error` 500 that reads as a fault.
  */
-export class DatabaseUnavailable extends errors.OIDCProviderError {
+class DatabaseUnavailable extends errors.OIDCProviderError {
   constructor(cause: unknown) {
     super(503, 'temporarily_unavailable', { cause });
     // The library hides every error of status 500 and above behind `server_error`.
