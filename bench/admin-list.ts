@@ -6,7 +6,12 @@ import { randomBytes } from 'node:crypto';
 
 import { asPage, Browser } from '../test/support/browser.ts';
 import { signInToConsole } from '../test/support/console.ts';
-import { createAccount, createTenant, type TestServer } from '../test/support/server.ts';
+import {
+  createAccount,
+  createTenant,
+  type Installation,
+  type TestServer,
+} from '../test/support/server.ts';
 import { timeSeries, type Latency } from './stats.ts';
 
 export interface AdminListResult {
@@ -40,9 +45,10 @@ export const seededUsername = (index: number) => `person.${String(index).padStar
 /**
  * Stores accounts shaped like `template` (its password hash among them, so they sign in
  * with its password) in batches; with `lockedEvery`, every so many of them are locked.
+ * Returns who was stored.
  */
 export async function seedAccounts(
-  test: TestServer,
+  test: Installation,
   slots: SeedSlot[],
   template: object,
   options: { lockedEvery?: number } = {},
@@ -69,6 +75,7 @@ export async function seedAccounts(
       .collection('accounts')
       .insertMany(documents.slice(start, start + BATCH) as never[]);
   }
+  return documents.map(({ _id, tenantId, username }) => ({ accountId: _id, tenantId, username }));
 }
 
 /** Requests `path` of the console as `browser` and fails unless it answers 200. */

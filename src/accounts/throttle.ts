@@ -11,6 +11,11 @@
  * why FerretDB 1.x has none that is isolated). A ticket is a failure until the attempt
  * proves the password right; an attempt that is refused, or fails for another reason than a
  * wrong password, removes its tickets again.
+ *
+ * Known shortcoming: because a ticket counts while its attempt is still being checked, more
+ * than `addressFreeFailures` sign-ins from one address checked at the same moment delay each
+ * other although their passwords are right (README, known limits). Counting the attempts in
+ * progress apart from finished failures, with a limit of their own, would fix it.
  */
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';

@@ -13,7 +13,7 @@ import {
   type Authorization,
   type Page,
 } from './browser.ts';
-import type { TestAccount, TestClient, TestServer } from './server.ts';
+import type { Installation, TestAccount, TestClient, TestServer } from './server.ts';
 
 export const DAY = 86_400_000;
 
@@ -61,7 +61,10 @@ export async function openSignIn(
 }
 
 /** The sign-in form's fields for `person`, with `password` replaced when given. */
-export const credentials = (person: TestAccount, password = person.password) => ({
+export const credentials = (
+  person: Pick<TestAccount, 'tenantId' | 'username' | 'password'>,
+  password = person.password,
+) => ({
   tenant: person.tenantId,
   username: person.username,
   password,
@@ -81,7 +84,7 @@ export async function signInForTokens(
 }
 
 /** The account document as stored. */
-export async function storedAccount(test: TestServer, accountId: string) {
+export async function storedAccount(test: Installation, accountId: string) {
   const account = await test.services.db
     .collection('accounts')
     .findOne({ _id: accountId as never });
@@ -113,7 +116,7 @@ export async function updateAccount(
 }
 
 /** Audit events matching `filter`, oldest first. */
-export function auditEvents(test: TestServer, filter: Record<string, unknown>) {
+export function auditEvents(test: Installation, filter: Record<string, unknown>) {
   return test.services.db.collection('audit_events').find(filter).sort({ at: 1, _id: 1 }).toArray();
 }
 

@@ -94,6 +94,12 @@ export async function startTestServer(
   };
 }
 
+/**
+ * What the helpers that create data need: services on the server's database and its issuer.
+ * A TestServer is one; so is a server in a process of its own (server-process.ts).
+ */
+export type Installation = Pick<TestServer, 'issuer' | 'services'>;
+
 /** A database name of its own on the shared FerretDB. */
 export const newDatabaseName = () => `t_${randomBytes(6).toString('hex')}`;
 
@@ -108,7 +114,7 @@ let tenantCounter = 0;
 
 /** Creates a Gemeinde with a generated 8-digit key (unique within the test file's database). */
 export async function createTenant(
-  test: TestServer,
+  test: Installation,
   id = `05${String((tenantCounter += 1)).padStart(6, '0')}`,
   name = `Testkommune ${id}`,
 ) {
@@ -121,7 +127,7 @@ export async function createTenant(
  * after the first sign-in), so tests can sign in without the password-change step.
  */
 export async function createAccount(
-  test: TestServer,
+  test: Installation,
   tenantId: string,
   fields: {
     username?: string;
@@ -170,7 +176,7 @@ export interface TestClient {
 
 /** Registers a client and returns an openid-client configuration for it. */
 export async function createClient(
-  test: TestServer,
+  test: Installation,
   options: { public?: boolean; clientId?: string } = {},
 ): Promise<TestClient> {
   const clientId = options.clientId ?? `rp-${randomBytes(4).toString('hex')}`;
