@@ -43,6 +43,7 @@ export const environmentSchema = z.object({
   SIGNIN_DELAY_MAX_SECONDS: positiveInt.max(3600).default(60),
   SIGNIN_DELAY_WINDOW_MINUTES: positiveInt.max(1440).default(15),
   SIGNIN_FREE_FAILURES_PER_ADDRESS: z.coerce.number().int().min(0).max(10_000).default(10),
+  SIGNIN_CONCURRENT_PER_ADDRESS: positiveInt.max(10_000).default(20),
   HASH_CONCURRENCY: positiveInt.max(64).optional(),
   HASH_QUEUE_LIMIT: z.coerce.number().int().min(0).max(10_000).default(32),
 

@@ -38,6 +38,7 @@ export interface Config {
     maxDelayMs: number;
     nameFreeFailures: number;
     addressFreeFailures: number;
+    addressConcurrentAttempts: number;
   };
   hashQueue: { concurrency: number; queueLimit: number };
   /** Failed sign-ins are answered no sooner than this (ms), to hide timing differences. */
@@ -118,6 +119,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       // One failure of a name goes without delay: a typo is retyped at once.
       nameFreeFailures: 1,
       addressFreeFailures: e.SIGNIN_FREE_FAILURES_PER_ADDRESS,
+      addressConcurrentAttempts: e.SIGNIN_CONCURRENT_PER_ADDRESS,
     },
     // libuv runs argon2 on its pool of 4 threads; more at once would only queue there.
     failureFloorMs: e.SIGNIN_FAILURE_FLOOR_MS,

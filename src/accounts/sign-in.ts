@@ -130,7 +130,7 @@ export class SignIn {
 
   /**
    * Runs `check` if the throttle admits the attempt; a right password clears the name's
-   * failures, a wrong one leaves them counted, and an error forgets the attempt.
+   * failures, a wrong one settles the attempt as a failure, and an error forgets it.
    */
   async #throttled<T extends { kind: SignInResult['kind'] }>(
     tenantScope: string,
@@ -165,6 +165,8 @@ export class SignIn {
     }
     if (['success', 'inactive', 'initial_expired'].includes(result.kind)) {
       await throttle.succeeded(admission);
+    } else {
+      await throttle.failed(admission);
     }
     return result;
   }

@@ -8,14 +8,15 @@
  * balancer. Every attempt inserts a ticket into `login_attempts` and then looks at the
  * earlier tickets of its keys; inserts are atomic on FerretDB and MongoDB alike, so
  * parallel attempts see each other without a read-modify-write update (see db/leases.ts for
- * why FerretDB 1.x has none that is isolated). A ticket is a failure until the attempt
- * proves the password right; an attempt that is refused, or fails for another reason than a
- * wrong password, removes its tickets again.
+ * why FerretDB 1.x has none that is isolated). A right password removes the attempt's
+ * tickets, as does a refusal or a failure for another reason than a wrong password; a wrong
+ * password settles them as failures.
  *
- * Known shortcoming: because a ticket counts while its attempt is still being checked, more
- * than `addressFreeFailures` sign-ins from one address checked at the same moment delay each
- * other although their passwords are right (README, known limits). Counting the attempts in
- * progress apart from finished failures, with a limit of their own, would fix it.
+ * A name counts its unsettled tickets as failures: one person does not sign in twice at the
+ * same moment, but parallel guesses on one name do. An address counts only settled failures
+ * for its delay, because the staff of a town hall share one address and sign in at the same
+ * time; its attempts in progress have a limit of their own (`addressConcurrentAttempts`), so
+ * a burst of parallel guesses from one address is bounded before any hashing too.
  */
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -32,12 +33,19 @@ export interface ThrottleSettings {
   nameFreeFailures: number;
   /** Failures from one address answered without delay (a town hall shares one address). */
   addressFreeFailures: number;
+  /** Attempts from one address checked at once; one more waits a second. */
+  addressConcurrentAttempts: number;
 }
+
+/** How long an attempt waits when its address has `addressConcurrentAttempts` in progress. */
+export const BUSY_ADDRESS_WAIT_MS = 1000;
 
 export interface Ticket {
   _id: ObjectId;
   key: string;
   at: Date;
+  /** False while the attempt is checked; true once it ended with a wrong password. */
+  settled: boolean;
   /** For housekeeping, which deletes what has expired. */
   expiresAt: Date;
 }
@@ -99,14 +107,25 @@ export class SignInThrottle {
 
     const at = this.#now();
     const expiresAt = new Date(at.getTime() + this.#settings.windowMinutes * 60_000);
-    const keys: Array<[string, number]> = [[name, nameFreeFailures]];
-    if (ip) keys.push([`address:${addressKey(ip)}`, addressFreeFailures]);
-    const tickets = keys.map(([key]) => ({ _id: new ObjectId(), key, at, expiresAt }));
+    const keys: Array<{ key: string; free: number; concurrent?: number }> = [
+      { key: name, free: nameFreeFailures },
+    ];
+    if (ip)
+      keys.push({
+        key: `address:${addressKey(ip)}`,
+        free: addressFreeFailures,
+        concurrent: this.#settings.addressConcurrentAttempts,
+      });
+    const tickets = keys.map(({ key }) => ({
+      _id: new ObjectId(),
+      key,
+      at,
+      settled: false,
+      expiresAt,
+    }));
     await this.#collection.insertMany(tickets);
 
-    const waits = await Promise.all(
-      keys.map(([key, free], index) => this.#wait(key, free, tickets[index]!, at)),
-    );
+    const waits = await Promise.all(keys.map((key, index) => this.#wait(key, tickets[index]!, at)));
     const retryAfterMs = Math.max(...waits);
     if (retryAfterMs <= 0) return { admitted: true, tickets, nameKey: name };
     await this.release(tickets);
@@ -119,6 +138,15 @@ export class SignInThrottle {
     await this.#collection.deleteMany({ _id: { $in: tickets.map((ticket) => ticket._id) } });
   }
 
+  /** The password was wrong: the attempt's tickets count as failures from now on. */
+  async failed(admission: Admission & { admitted: true }): Promise<void> {
+    if (admission.tickets.length === 0) return;
+    await this.#collection.updateMany(
+      { _id: { $in: admission.tickets.map((ticket) => ticket._id) } },
+      { $set: { settled: true } },
+    );
+  }
+
   /** The password was right: the name starts afresh; the address keeps its other failures. */
   async succeeded(admission: Admission & { admitted: true }): Promise<void> {
     if (admission.tickets.length === 0) return;
@@ -126,19 +154,32 @@ export class SignInThrottle {
     await this.release(admission.tickets);
   }
 
-  /** Milliseconds until the attempt holding `own` may go on, given the earlier failures. */
-  async #wait(key: string, free: number, own: Ticket, at: Date): Promise<number> {
+  /**
+   * Milliseconds until the attempt holding `own` may go on, given the earlier tickets of its
+   * key: settled failures, and unsettled ones either as failures (a name) or against the
+   * limit of attempts in progress (an address, with `concurrent`).
+   */
+  async #wait(
+    { key, free, concurrent }: { key: string; free: number; concurrent?: number },
+    own: Ticket,
+    at: Date,
+  ): Promise<number> {
     const since = new Date(at.getTime() - this.#settings.windowMinutes * 60_000);
     // More than free + 31 failures all give the maximum delay; reading more is useless.
     const earlier = await this.#collection
       .find({ key, at: { $gt: since }, _id: { $ne: own._id } })
       .sort({ at: -1 })
-      .limit(free + 32)
-      .project<{ at: Date }>({ at: 1 })
+      .limit(free + 32 + (concurrent ?? 0))
+      .project<{ at: Date; settled?: boolean }>({ at: 1, settled: 1 })
       .toArray();
-    const latest = earlier[0]?.at;
+    // Tickets stored before attempts were settled have no flag and count as failures.
+    const failures =
+      concurrent === undefined ? earlier : earlier.filter((ticket) => ticket.settled !== false);
+    const inProgress = earlier.length - failures.length;
+    if (concurrent !== undefined && inProgress >= concurrent) return BUSY_ADDRESS_WAIT_MS;
+    const latest = failures[0]?.at;
     if (!latest) return 0;
-    const delay = delayAfter(earlier.length, free, this.#settings);
+    const delay = delayAfter(failures.length, free, this.#settings);
     return latest.getTime() + delay - at.getTime();
   }
 }

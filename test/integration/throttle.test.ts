@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 
-import { delayAfter } from '../../src/accounts/throttle.ts';
+import { BUSY_ADDRESS_WAIT_MS, delayAfter, SignInThrottle } from '../../src/accounts/throttle.ts';
 import type { RequestContext } from '../../src/audit/trail.ts';
 import { asPage, text } from '../support/browser.ts';
 import { auditEvents, credentials, formOf, messages, openSignIn } from '../support/flows.ts';
@@ -53,6 +53,7 @@ describe('sign-in delays', () => {
       maxDelayMs: 60_000,
       nameFreeFailures: 1,
       addressFreeFailures: 10,
+      addressConcurrentAttempts: 20,
     };
     const name = [0, 1, 2, 3, 4, 5, 6, 7, 8].map((n) => delayAfter(n, 1, settings));
     expect(name).toEqual([0, 1000, 2000, 4000, 8000, 16_000, 32_000, 60_000, 60_000]);
@@ -115,6 +116,44 @@ describe('sign-in delays', () => {
 
     const refusals = await auditEvents(test, { action: 'login', reason: 'throttled' });
     expect(refusals.length).toBeGreaterThanOrEqual(4);
+    advance(60_000);
+  });
+
+  it('lets more people of one address sign in at the same moment than it has free failures', async () => {
+    const ip = '192.0.2.14';
+    const staff = await Promise.all(Array.from({ length: 8 }, () => createAccount(test, tenantId)));
+    const results = await Promise.all(
+      staff.map((member) => attempt(member.username, member.password, ip)),
+    );
+    expect(results.map((result) => result.kind)).toEqual(staff.map(() => 'success'));
+  });
+
+  it('bounds the attempts of one address in progress, before hashing', async () => {
+    const throttle = new SignInThrottle(
+      test.services.db,
+      {
+        windowMinutes: 15,
+        baseDelayMs: 1000,
+        maxDelayMs: 60_000,
+        nameFreeFailures: 1,
+        addressFreeFailures: 10,
+        addressConcurrentAttempts: 2,
+      },
+      () => new Date(Date.now() + test.clock.offsetMs),
+    );
+    const ip = '192.0.2.15';
+    const first = await throttle.admit(`name:erster${randomBytes(2).toString('hex')}`, ip);
+    const second = await throttle.admit(`name:zweiter${randomBytes(2).toString('hex')}`, ip);
+    const third = await throttle.admit(`name:dritter${randomBytes(2).toString('hex')}`, ip);
+    expect([first.admitted, second.admitted]).toEqual([true, true]);
+    expect(third).toEqual({ admitted: false, retryAfterMs: BUSY_ADDRESS_WAIT_MS });
+
+    // A settled failure no longer counts as in progress, but as a failure of the address.
+    if (!first.admitted) throw new Error('unreachable');
+    await throttle.failed(first);
+    expect(
+      (await throttle.admit(`name:vierter${randomBytes(2).toString('hex')}`, ip)).admitted,
+    ).toBe(true);
     advance(60_000);
   });
 

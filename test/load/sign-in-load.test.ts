@@ -10,9 +10,8 @@
  *
  * The server trusts one proxy hop and every virtual user sends its own office address in
  * X-Forwarded-For, as the proxy of a deployment does. From a single address the per-address
- * delay would decide the run instead: attempts of one address that are still being checked
- * count as failures for each other (throttle.ts), so more than ten people of one address
- * signing in at the same moment are answered 429 although their passwords are right.
+ * delays and the limit of attempts in progress per address (throttle.ts) would decide the
+ * run instead, since every tenth attempt fails.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
