@@ -132,6 +132,10 @@ function program(output: Output): Command {
     .option('--post-logout-redirect-uri <uri...>', 'registered post-logout redirect URIs')
     .option('--name <name>', 'name shown on the sign-in page')
     .option('--public', 'a public client (no secret), e.g. a single-page app')
+    .option(
+      '--admin-api',
+      'a client for the admin API: may get the admin scope for local admins and operators',
+    )
     .action(
       (
         clientId: string,
@@ -140,6 +144,7 @@ function program(output: Output): Command {
           postLogoutRedirectUri?: string[];
           name?: string;
           public?: boolean;
+          adminApi?: boolean;
         },
       ) =>
         withServices(async ({ clients }) => {
@@ -150,6 +155,7 @@ function program(output: Output): Command {
               redirectUris: options.redirectUri,
               postLogoutRedirectUris: options.postLogoutRedirectUri ?? [],
               public: options.public ?? false,
+              adminApi: options.adminApi ?? false,
             },
             context,
           );

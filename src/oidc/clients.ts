@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { Db } from 'mongodb';
 import { z } from 'zod';
 
+import { permissions } from '../accounts/model.ts';
 import type { AuditTrail, RequestContext } from '../audit/trail.ts';
 import { AppError, conflict } from '../errors.ts';
 import { parseInput, visibleText } from '../validation.ts';
@@ -69,6 +70,7 @@ function clientSchemas(ownOrigin?: string) {
     redirectUris: z.array(redirectUri).min(1, 'redirect_uri.required'),
     postLogoutRedirectUris: z.array(redirectUri).default([]),
     public: z.boolean().default(false),
+    adminApi: z.boolean().default(false),
   });
   return {
     newClient,
@@ -77,6 +79,25 @@ function clientSchemas(ownOrigin?: string) {
 }
 
 const relyingPartySchemas = clientSchemas();
+
+/**
+ * The scopes a client registered for the admin API may ask for, as its `scope` metadata
+ * (the library then refuses any other static scope with invalid_scope). Only such a client
+ * gets the `admin` scope (grants.ts): a relying party must not obtain admin powers over an
+ * authority just because a local admin signed in to it.
+ */
+export const ADMIN_API_CLIENT_SCOPES = [
+  'openid',
+  'offline_access',
+  'profile',
+  'email',
+  ...permissions,
+  'admin',
+];
+
+/** True when the client was registered for the admin API. */
+export const mayUseAdminApi = (client: { scope?: string | undefined }) =>
+  client.scope?.split(' ').includes('admin') ?? false;
 
 /** Whose redirect URIs a registration is: a relying party's, or the issuer's own console. */
 export interface RegistrationOptions {
@@ -121,6 +142,7 @@ export class ClientRegistry {
       post_logout_redirect_uris: client.postLogoutRedirectUris,
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
+      ...(client.adminApi ? { scope: ADMIN_API_CLIENT_SCOPES.join(' ') } : {}),
       ...(clientSecret === undefined
         ? { token_endpoint_auth_method: 'none' }
         : { client_secret: clientSecret, token_endpoint_auth_method: 'client_secret_basic' }),
@@ -130,7 +152,11 @@ export class ClientRegistry {
       action: 'client.created',
       outcome: 'success',
       target: { clientId: client.clientId },
-      details: { public: client.public, redirect_uris: client.redirectUris },
+      details: {
+        public: client.public,
+        admin_api: client.adminApi,
+        redirect_uris: client.redirectUris,
+      },
     });
     return { clientId: client.clientId, clientSecret };
   }

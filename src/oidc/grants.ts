@@ -11,13 +11,14 @@ import { errors, type Grant, type KoaContextWithOIDC } from 'oidc-provider';
 
 import { permissions } from '../accounts/model.ts';
 import { ProviderAccount } from './account-claims.ts';
+import { mayUseAdminApi } from './clients.ts';
 
 const permissionScopes = new Set<string>(permissions);
 
 /**
  * The scope of the admin JSON API (`/admin/api`): granted only to local admins and
- * operators, so a token that a relying party obtains for an ordinary sign-in of an admin
- * cannot be replayed against the API unless the client asked for it.
+ * operators, and only through a client registered for the admin API, so a relying party
+ * that a local admin signs in to gets no admin powers, whatever it asks for.
  */
 export const ADMIN_SCOPE = 'admin';
 
@@ -43,8 +44,9 @@ export async function loadGrant(ctx: KoaContextWithOIDC): Promise<Grant | undefi
   if (requestedPermissions.length > 0 && !requestedPermissions.some((scope) => held.has(scope))) {
     throw new errors.AccessDenied('the account holds none of the requested permissions');
   }
+  const adminAllowed = account.administrator && mayUseAdminApi(oidc.client);
   const allowed = (scope: string) =>
-    scope === ADMIN_SCOPE ? account.administrator : !permissionScopes.has(scope) || held.has(scope);
+    scope === ADMIN_SCOPE ? adminAllowed : !permissionScopes.has(scope) || held.has(scope);
 
   const grant = new oidc.provider.Grant({
     accountId: account.accountId,

@@ -23,6 +23,7 @@ import type { Browser } from '../support/browser.ts';
 
 let server: TestServer;
 let client: TestClient;
+let relyingParty: TestClient;
 let tenantA: string;
 let tenantB: string;
 let adminA: TestAccount;
@@ -93,7 +94,8 @@ const snapshot = async (accountId: string) =>
 
 beforeAll(async () => {
   server = await startTestServer();
-  client = await createClient(server);
+  client = await createClient(server, { adminApi: true });
+  relyingParty = await createClient(server);
   tenantA = (await createTenant(server)).id;
   tenantB = (await createTenant(server)).id;
   adminA = await createAccount(server, tenantA, { roles: ['local_admin'], username: 'admin.a' });
@@ -237,6 +239,16 @@ describe('authorisation', () => {
       await api(`/tenants/${tenantA}`, { token: tokens.access_token }),
       403,
       'admin.not_allowed',
+    );
+  });
+
+  test('a relying party not registered for the admin API never gets the admin scope', async () => {
+    const { tokens } = await signInForTokens(relyingParty, adminA, { scope: 'openid admin' });
+    expect(tokens.scope?.split(' ')).not.toContain('admin');
+    expectProblem(
+      await api(`/tenants/${tenantA}`, { token: tokens.access_token }),
+      403,
+      'token.insufficient_scope',
     );
   });
 

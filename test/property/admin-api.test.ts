@@ -36,7 +36,7 @@ let target: TestAccount;
 
 beforeAll(async () => {
   test = await startTestServer();
-  const client = await createClient(test);
+  const client = await createClient(test, { adminApi: true });
   tenantId = (await createTenant(test)).id;
   const admin = await createAccount(test, tenantId, { roles: ['local_admin'] });
   await createAccount(test, tenantId, { roles: ['local_admin'] });

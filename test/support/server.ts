@@ -177,7 +177,7 @@ export interface TestClient {
 /** Registers a client and returns an openid-client configuration for it. */
 export async function createClient(
   test: Installation,
-  options: { public?: boolean; clientId?: string } = {},
+  options: { public?: boolean; clientId?: string; adminApi?: boolean } = {},
 ): Promise<TestClient> {
   const clientId = options.clientId ?? `rp-${randomBytes(4).toString('hex')}`;
   const redirectUri = 'https://rp.example.test/cb';
@@ -188,6 +188,7 @@ export async function createClient(
       redirectUris: [redirectUri],
       postLogoutRedirectUris: [postLogoutRedirectUri],
       public: options.public ?? false,
+      adminApi: options.adminApi ?? false,
     },
     system,
   );
