@@ -26,6 +26,8 @@ export const environmentSchema = z.object({
     .regex(/^(false|true|[0-9]+)$/, 'must be false, true or the number of trusted proxy hops')
     .default('false'),
   KEYS_FILE: z.string().min(1).optional(),
+  KEYS_RELOAD_SECONDS: z.coerce.number().int().min(0).max(3600).default(10),
+  KEYS_PUBLISH_SECONDS: positiveInt.max(7 * 86400).default(600),
   DEMO_SEED: flag.optional(),
 
   REPORTING_API_RESOURCE: z.url().default('urn:flueag:meldeverfahren-api'),
@@ -55,6 +57,7 @@ export const environmentSchema = z.object({
   ID_TOKEN_TTL_SECONDS: positiveInt.max(86400).default(3600),
   REFRESH_TOKEN_TTL_SECONDS: positiveInt.max(30 * 86400).default(8 * 3600),
   SESSION_TTL_SECONDS: positiveInt.max(30 * 86400).default(8 * 3600),
+  SESSION_IDLE_SECONDS: positiveInt.max(30 * 86400).default(30 * 60),
   INTERACTION_TTL_SECONDS: positiveInt.max(86400).default(15 * 60),
   AUDIT_RETENTION_DAYS: positiveInt.default(400),
 

@@ -18,6 +18,12 @@ export interface Config {
   keysFile: string;
   /** The user explicitly named the keys file, so it must exist rather than be generated. */
   keysFileRequired: boolean;
+  keys: {
+    /** How often a server reads the key file for a change; 0 = only at start. */
+    reloadSeconds: number;
+    /** How long staged keys are published before `keys activate` lets them sign. */
+    publishSeconds: number;
+  };
   logLevel: string;
   /** Koa `proxy` and `maxIpsCount`: how many reverse-proxy hops to trust, 0 = none. */
   trustedProxyHops: number;
@@ -49,6 +55,8 @@ export interface Config {
     idToken: number;
     refreshToken: number;
     session: number;
+    /** A sign-in session and a console session end after this long without a request. */
+    sessionIdle: number;
     interaction: number;
   };
   auditRetentionDays: number;
@@ -88,6 +96,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
 
+  if (e.KEYS_RELOAD_SECONDS > 0 && e.KEYS_PUBLISH_SECONDS < 2 * e.KEYS_RELOAD_SECONDS) {
+    // Staged keys must reach every server before they sign, or one server would sign with
+    // a key that another does not publish yet.
+    throw new ConfigError(
+      'invalid configuration: KEYS_PUBLISH_SECONDS must be at least twice KEYS_RELOAD_SECONDS, so that every server publishes staged keys before they sign',
+    );
+  }
+
   return {
     port: e.PORT,
     host: e.HOST,
@@ -96,6 +112,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir,
     keysFile: path.resolve(e.KEYS_FILE ?? path.join(dataDir, 'keys.json')),
     keysFileRequired: e.KEYS_FILE !== undefined,
+    keys: { reloadSeconds: e.KEYS_RELOAD_SECONDS, publishSeconds: e.KEYS_PUBLISH_SECONDS },
     logLevel: e.LOG_LEVEL,
     trustedProxyHops,
     seedDemo: e.DEMO_SEED ?? e.MONGODB_URI === undefined,
@@ -137,6 +154,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       idToken: e.ID_TOKEN_TTL_SECONDS,
       refreshToken: e.REFRESH_TOKEN_TTL_SECONDS,
       session: e.SESSION_TTL_SECONDS,
+      sessionIdle: e.SESSION_IDLE_SECONDS,
       interaction: e.INTERACTION_TTL_SECONDS,
     },
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,

@@ -2,7 +2,7 @@
  * The process logger. Redaction happens here, once, so no call site can leak a password,
  * token, cookie or secret by logging a whole object.
  */
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 const redactedPaths = [
   'password',
@@ -29,12 +29,13 @@ const redactedPaths = [
 
 export type { Logger };
 
-/** Creates the root logger; children carry request and account context. */
-export function createLogger(level: string): Logger {
-  return pino({
+/** Creates the root logger (on stdout by default); children carry request and account context. */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  const options = {
     level,
     base: { service: 'flueag-idp' },
     redact: { paths: redactedPaths, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }

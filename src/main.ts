@@ -2,7 +2,7 @@
  * `npm start`: configuration, database (the embedded FerretDB unless MONGODB_URI is set),
  * services, the HTTP server, and the demo (its missing parts created, how to use it printed
  * on every start). SIGINT and SIGTERM close the server, then the database, also when they
- * arrive during start-up.
+ * arrive during start-up; SIGHUP makes the server read a changed key file now.
  */
 import { loadConfig, type Config } from './config.ts';
 import { DEMO_ADMINS, seedDemo, type DemoSeed } from './demo/seed.ts';
@@ -27,6 +27,8 @@ async function main(): Promise<void> {
     startServer(services, { port: config.port, host: config.host, demo: config.seedDemo }),
     (running) => running.close(),
   );
+  // SIGHUP reads the key file at once instead of at the next KEYS_RELOAD_SECONDS.
+  process.on('SIGHUP', () => void server.reloadKeys());
   // Seeded only once the server listens, so that the printed passwords are never lost to a
   // start that fails afterwards.
   const demo = config.seedDemo ? await seedDemo(services) : undefined;

@@ -10,6 +10,8 @@ import { Housekeeping } from './db/housekeeping.ts';
 import { mountHttp } from './http/app.ts';
 import { translator, Views } from './http/views.ts';
 import { startMetricsListener } from './metrics/listener.ts';
+import { KeyFileWatch } from './oidc/key-reload.ts';
+import type { KeyMaterial } from './oidc/keys.ts';
 import { createProvider } from './oidc/provider.ts';
 import type { Services } from './services.ts';
 import { adminApi } from './admin/api.ts';
@@ -18,12 +20,15 @@ import { ConsoleSignIn, ensureConsoleClient } from './console/sign-in.ts';
 import { demoRelyingParty } from './demo/relying-party.ts';
 
 export interface RunningServer {
-  provider: Provider;
+  /** The provider serving new requests; a changed key file replaces it. */
+  readonly provider: Provider;
   server: http.Server;
   /** The base URL the server listens on (not necessarily the issuer behind a proxy). */
   url: string;
   /** The Prometheus scrape URL on its own listener; undefined with METRICS_PORT=off. */
   metricsUrl: string | undefined;
+  /** Reads the key file now (as every KEYS_RELOAD_SECONDS); true when new keys came in. */
+  reloadKeys(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -98,18 +103,23 @@ class Drain {
   }
 }
 
-/** Builds the provider and starts listening on `port` (0 = any free port). */
-export async function startServer(
+/** The provider with our middleware and routes on it, for one set of keys. */
+interface App {
+  provider: Provider;
+  handle: (request: http.IncomingMessage, response: http.ServerResponse) => void;
+}
+
+function buildApp(
   services: Services,
-  options: { port: number; host: string; demo?: boolean },
-): Promise<RunningServer> {
+  views: Views,
+  keys: KeyMaterial,
+  options: { demo?: boolean },
+): App {
   const { config, log } = services;
-  const views = new Views({ support: config.support });
-  const provider = createProvider({ ...services, views });
+  const provider = createProvider({ ...services, keys, views });
   // First, so that the request durations cover all our middleware.
   provider.use(services.metrics.httpMiddleware());
   services.metrics.observeProvider(provider);
-  await ensureConsoleClient(services.clients, config.issuer);
   const consoleSignIn = new ConsoleSignIn({
     provider,
     db: services.db,
@@ -146,6 +156,32 @@ export async function startServer(
     }),
     ...(options.demo ? { extraRoutes: demoRelyingParty(config, views) } : {}),
   });
+  return { provider, handle: provider.callback() };
+}
+
+/**
+ * Builds the provider and starts listening on `port` (0 = any free port). When the key
+ * file changes, the provider and its routes are built anew with the new keys and serve
+ * every request from then on; a request already under way finishes on the ones it began
+ * with. Both share the database, so sessions, interactions and tokens carry over.
+ */
+export async function startServer(
+  services: Services,
+  options: { port: number; host: string; demo?: boolean },
+): Promise<RunningServer> {
+  const { config, log } = services;
+  const views = new Views({ support: config.support });
+  await ensureConsoleClient(services.clients, config.issuer);
+  let app = buildApp(services, views, services.keys, options);
+  const keyFile = new KeyFileWatch({
+    file: config.keysFile,
+    intervalSeconds: config.keys.reloadSeconds,
+    current: services.keys,
+    apply: (keys) => {
+      app = buildApp(services, views, keys, options);
+    },
+    log,
+  });
 
   const metrics =
     config.metrics.port === undefined
@@ -164,7 +200,7 @@ export async function startServer(
   );
   housekeeping.start();
 
-  const server = http.createServer(provider.callback());
+  const server = http.createServer((request, response) => app.handle(request, response));
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;
   server.on('clientError', answerMalformedRequest(views));
@@ -181,12 +217,18 @@ export async function startServer(
   const port = typeof address === 'object' && address ? address.port : options.port;
   const url = `http://${options.host === '0.0.0.0' ? 'localhost' : options.host}:${port}`;
 
+  keyFile.start();
+
   return {
-    provider,
+    get provider() {
+      return app.provider;
+    },
     server,
     url,
     metricsUrl: metrics?.url,
+    reloadKeys: () => keyFile.check(),
     close: async () => {
+      keyFile.stop();
       housekeeping.stop();
       await metrics?.close();
       await drain.close();

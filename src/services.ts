@@ -30,9 +30,6 @@ import { ProviderAccessRevoker } from './oidc/revocation.ts';
 import { TenantDirectory } from './tenants/directory.ts';
 import { tenantModel } from './tenants/model.ts';
 
-/** A console session ends after this long without a request (BSI ORP.4, OWASP ASVS 7.3.1). */
-const CONSOLE_IDLE_MS = 30 * 60_000;
-
 export interface Services {
   config: Config;
   log: Logger;
@@ -175,7 +172,8 @@ async function wire(
     auditQuery: new AuditQuery(models.audit, models.accounts),
     consoleSessions: new ConsoleSessions(
       db,
-      { absoluteMs: config.ttl.session * 1000, idleMs: CONSOLE_IDLE_MS },
+      // The limits of the sign-in session (BSI ORP.4, OWASP ASVS 5.0 7.3.1 and 7.3.2).
+      { absoluteMs: config.ttl.session * 1000, idleMs: config.ttl.sessionIdle * 1000 },
       now,
     ),
     clients: new ClientRegistry(db, audit),

@@ -18,11 +18,13 @@ import { loadConfig } from '../config.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import { operatorMessage } from '../failures.ts';
 import { Lifecycle } from '../lifecycle.ts';
-import { loadKeyMaterial, rotate, saveKeyMaterial } from '../oidc/keys.ts';
+import { idTokenSigningAlgs } from '../oidc/clients.ts';
+import { KeyRotationRefused } from '../oidc/key-rotation.ts';
 import { openConfiguredServices, type Services } from '../services.ts';
 import { tenantKinds } from '../tenants/model.ts';
 import { importTenants, tenantColumns } from '../tenants/import.ts';
 import { describeFileError, InputFileError, readCsv } from './csv.ts';
+import { keyCommands } from './keys.ts';
 import { describeReason, Output } from './output.ts';
 
 const context: RequestContext = {
@@ -136,6 +138,12 @@ function program(output: Output): Command {
       '--admin-api',
       'a client for the admin API: may get the admin scope for local admins and operators',
     )
+    .addOption(
+      new Option(
+        '--id-token-signing-alg <alg>',
+        'algorithm of its ID tokens (default ES256); RS256 only for clients that need it',
+      ).choices(idTokenSigningAlgs),
+    )
     .action(
       (
         clientId: string,
@@ -145,6 +153,7 @@ function program(output: Output): Command {
           name?: string;
           public?: boolean;
           adminApi?: boolean;
+          idTokenSigningAlg?: string;
         },
       ) =>
         withServices(async ({ clients }) => {
@@ -156,6 +165,7 @@ function program(output: Output): Command {
               postLogoutRedirectUris: options.postLogoutRedirectUri ?? [],
               public: options.public ?? false,
               adminApi: options.adminApi ?? false,
+              idTokenSigningAlg: options.idTokenSigningAlg,
             },
             context,
           );
@@ -331,27 +341,7 @@ function program(output: Output): Command {
       }),
     );
 
-  cli
-    .command('keys')
-    .description('signing and cookie keys')
-    .command('rotate')
-    .description(
-      'add new signing and cookie keys in front; old keys keep verifying. Restart the servers afterwards.',
-    )
-    .action(async () => {
-      const config = loadConfig();
-      const material = await loadKeyMaterial(config.keysFile, !config.keysFileRequired);
-      const rotated = rotate(material);
-      await saveKeyMaterial(config.keysFile, rotated);
-      const kids = rotated.jwks.keys.map((key) => String((key as { kid?: string }).kid));
-      // Servers read the key file only at start (openServices in services.ts): until they
-      // are restarted they keep signing tokens and cookies with the old keys.
-      output.result({ keys_file: config.keysFile, signing_kids: kids, restart_required: true }, [
-        `rotated keys in ${config.keysFile}`,
-        `signing keys now: ${kids.join(', ')}`,
-        'running servers keep using the old keys until they are restarted: restart every flueag-idp server now',
-      ]);
-    });
+  keyCommands(cli, output);
 
   return cli;
 }
@@ -436,7 +426,14 @@ function describeError(error: unknown): {
   code: string;
   message: string;
   fields?: Record<string, string[]>;
+  possible_at?: string;
 } {
+  if (error instanceof KeyRotationRefused)
+    return {
+      code: error.code,
+      message: error.message,
+      ...(error.possibleAt === undefined ? {} : { possible_at: error.possibleAt }),
+    };
   if (error instanceof ValidationError) {
     const fields = error.fields;
     return {

@@ -60,6 +60,7 @@ const reasons: Record<string, string> = {
   'redirect_uri.userinfo': 'a redirect URI must not contain user information',
   'redirect_uri.insecure': 'a redirect URI must use https (http only for localhost)',
   'redirect_uri.required': 'at least one redirect URI is required',
+  'id_token_alg.unknown': 'the ID token signing algorithm must be ES256, PS256 or RS256',
 };
 
 /** An English sentence for a reason code, or the code itself. */
@@ -132,7 +133,7 @@ export class Output {
     else for (const warning of warnings) process.stdout.write(`warning: ${warning.message}\n`);
   }
 
-  error(error: { code: string; message: string; fields?: Record<string, string[]> }): void {
+  error(error: { code: string; message: string } & Record<string, unknown>): void {
     if (this.#json) process.stdout.write(`${JSON.stringify({ error })}\n`);
     else process.stderr.write(`flueag-idp: ${error.message}\n`);
   }

@@ -28,8 +28,11 @@ export interface ConsoleSessionLimits {
   idleMs: number;
 }
 
-/** How often a session's idle limit is pushed on; a write per request is not needed. */
-const TOUCH_AFTER_MS = 60_000;
+/**
+ * How often a session's idle limit is pushed on; a write per request is not needed. A
+ * session may therefore end up to this much earlier than its idle limit says.
+ */
+const touchAfterMs = (limits: ConsoleSessionLimits) => Math.min(60_000, limits.idleMs / 10);
 
 const hashOf = (token: string) => createHash('sha256').update(token).digest('base64url');
 
@@ -73,7 +76,7 @@ export class ConsoleSessions {
     const now = this.#now();
     if (!session || session.expiresAt <= now) return undefined;
 
-    if (now.getTime() - session.lastSeenAt.getTime() > TOUCH_AFTER_MS) {
+    if (now.getTime() - session.lastSeenAt.getTime() > touchAfterMs(this.#limits)) {
       const expiresAt = this.#expiry(session.createdAt, now);
       await this.#collection.updateOne(
         { _id: session._id },

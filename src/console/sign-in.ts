@@ -206,7 +206,13 @@ export class ConsoleSignIn {
       verifyCsrf(ctx, (ctx.request.body as Record<string, unknown> | undefined)?.csrf);
       const token = ctx.cookies.get(SESSION_COOKIE, { signed: true });
       await sessions.close(token);
-      ctx.cookies.set(SESSION_COOKIE, null, { path: '/', signed: true });
+      ctx.cookies.set(SESSION_COOKIE, null, {
+        httpOnly: true,
+        sameSite: 'lax',
+        signed: true,
+        secure: ctx.secure,
+        path: '/',
+      });
       // Ends the provider's session too (RP-initiated logout), after its confirmation page.
       const url = new URL('/session/end', issuer);
       url.search = new URLSearchParams({

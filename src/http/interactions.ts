@@ -124,9 +124,11 @@ export function interactionRoutes(deps: InteractionDeps): Router {
           text,
         }));
     // The browser had a session that is gone now (expired, or ended because the account
-    // was deactivated), or the session's account can no longer sign in.
+    // was deactivated), the session's account can no longer sign in, or its sign-in is
+    // older than the session lifetime.
     const sessionEnded =
       details.prompt.reasons.includes('account_unavailable') ||
+      details.prompt.reasons.includes('session_too_old') ||
       (details.session === undefined && ctx.cookies.get('_session') !== undefined);
 
     ctx.status = form.status ?? 200;

@@ -12,10 +12,12 @@ import type { Logger } from '../log.ts';
  * Headers for every response, provider endpoints included. No inline script is allowed;
  * the provider adds the hash of its own auto-submit script itself. `form-action` is left
  * out on purpose: browsers apply it to the redirects that follow a form post, and the
- * sign-in form's post ends in a redirect to the relying party.
+ * sign-in form's post ends in a redirect to the relying party. HSTS only over TLS (behind
+ * the proxy, as TRUST_PROXY and X-Forwarded-Proto say): RFC 6797 §7.2 lets a host send it
+ * only on a secure transport.
  */
 export function securityHeaders(): Middleware {
-  return helmet({
+  const headers = helmet({
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
@@ -30,10 +32,14 @@ export function securityHeaders(): Middleware {
         objectSrc: ["'none'"],
       },
     },
-    strictTransportSecurity: { maxAge: 31_536_000, includeSubDomains: true },
+    strictTransportSecurity: false,
+    // For browsers without CSP level 2, the same as frame-ancestors 'none'.
+    xFrameOptions: { action: 'deny' },
     referrerPolicy: { policy: 'no-referrer' },
     crossOriginEmbedderPolicy: false,
   });
+  const hsts = helmet.strictTransportSecurity({ maxAge: 31_536_000, includeSubDomains: true });
+  return (ctx, next) => (ctx.secure ? hsts(ctx, () => headers(ctx, next)) : headers(ctx, next));
 }
 
 /** Paths a probe may reach under any host name (a load balancer asks by address). */

@@ -55,6 +55,13 @@ function redirectUriProblem(value: string, ownOrigin?: string): string | undefin
   return secure ? undefined : 'redirect_uri.insecure';
 }
 
+/**
+ * The algorithms a client may register for its ID tokens. ES256 is the default; RS256 is
+ * there because OpenID Connect requires it (Discovery 1.0 §3), for clients that cannot do
+ * better; PS256 is RSA as BSI TR-02102-1 recommends it.
+ */
+export const idTokenSigningAlgs = ['ES256', 'PS256', 'RS256'] as const;
+
 /** The registration schemas; `ownOrigin` is the issuer's, given only for its own console. */
 function clientSchemas(ownOrigin?: string) {
   const redirectUri = z.string().superRefine((value, context) => {
@@ -71,6 +78,7 @@ function clientSchemas(ownOrigin?: string) {
     postLogoutRedirectUris: z.array(redirectUri).default([]),
     public: z.boolean().default(false),
     adminApi: z.boolean().default(false),
+    idTokenSigningAlg: z.enum(idTokenSigningAlgs, { error: 'id_token_alg.unknown' }).optional(),
   });
   return {
     newClient,
@@ -143,6 +151,9 @@ export class ClientRegistry {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       ...(client.adminApi ? { scope: ADMIN_API_CLIENT_SCOPES.join(' ') } : {}),
+      ...(client.idTokenSigningAlg === undefined
+        ? {}
+        : { id_token_signed_response_alg: client.idTokenSigningAlg }),
       ...(clientSecret === undefined
         ? { token_endpoint_auth_method: 'none' }
         : { client_secret: clientSecret, token_endpoint_auth_method: 'client_secret_basic' }),
@@ -156,6 +167,9 @@ export class ClientRegistry {
         public: client.public,
         admin_api: client.adminApi,
         redirect_uris: client.redirectUris,
+        ...(client.idTokenSigningAlg === undefined
+          ? {}
+          : { id_token_signed_response_alg: client.idTokenSigningAlg }),
       },
     });
     return { clientId: client.clientId, clientSecret };

@@ -1,6 +1,6 @@
 /**
- * The interaction policy: the library's `login` and `consent` prompts, plus two checks of
- * ours (oidc-provider docs, "interactions.policy").
+ * The interaction policy: the library's `login` and `consent` prompts, plus checks of ours
+ * (oidc-provider docs, "interactions.policy").
  */
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 
@@ -25,6 +25,22 @@ const accountUnavailable = new Check(
 );
 
 /**
+ * The session's sign-in lies further back than its absolute limit (ASVS 5.0 7.3.2). Its
+ * stored record expires then as well (provider.ts, `sessionLifetime`); this check holds
+ * the limit also for a record that outlived it.
+ */
+const sessionTooOld = (sessionSeconds: number) =>
+  new Check(
+    'session_too_old',
+    'the sign-in of the session is older than the session lifetime',
+    'login_required',
+    (ctx: KoaContextWithOIDC) =>
+      ctx.oidc.session?.accountId !== undefined && ctx.oidc.session.past(sessionSeconds)
+        ? Check.REQUEST_PROMPT
+        : Check.NO_NEED_TO_PROMPT,
+  );
+
+/**
  * The password is initial or expired: it must be changed before any token is issued, also
  * when a session already exists (design 3.2). Not requestable by clients; with
  * `prompt=none` the client receives `interaction_required`.
@@ -41,9 +57,10 @@ const passwordChange = new Prompt(
   ),
 );
 
-export function interactionPrompts() {
+export function interactionPrompts(options: { sessionSeconds: number }) {
   const policy = base();
   policy.get('login')!.checks.add(accountUnavailable, 1);
+  policy.get('login')!.checks.add(sessionTooOld(options.sessionSeconds), 2);
   policy.add(passwordChange, 1);
   return policy;
 }

@@ -24,7 +24,7 @@ import { permissions } from '../accounts/model.ts';
 import { accountFinder, claimsByScope, grantedPermissions } from './account-claims.ts';
 import { MongoAdapter } from './adapter.ts';
 import { ADMIN_SCOPE, loadGrant } from './grants.ts';
-import type { KeyMaterial } from './keys.ts';
+import { providerCookieKeys, providerJwks, type KeyMaterial } from './keys.ts';
 import { interactionPrompts } from './policy.ts';
 
 export interface ProviderDeps {
@@ -130,10 +130,12 @@ export function createProvider(deps: ProviderDeps): Provider {
     scopes: ['openid', 'offline_access', ADMIN_SCOPE],
     // DOC#conformidtokenclaims: ID tokens carry the scope claims, as userinfo does.
     conformIdTokenClaims: false,
-    jwks: keys.jwks as Configuration['jwks'],
-    // DOC#cookies: signed with Keygrip keys, newest first; `Secure` follows ctx.secure.
+    // DOC#jwks: the signing keys first, then the staged and retired ones (keys.ts).
+    jwks: providerJwks(keys) as Configuration['jwks'],
+    // DOC#cookies: signed with Keygrip keys, the signing one first; `Secure` follows
+    // ctx.secure.
     cookies: {
-      keys: keys.cookieKeys,
+      keys: providerCookieKeys(keys),
       long: { signed: true, httpOnly: true, sameSite: 'lax' },
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
     },
@@ -212,7 +214,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
     loadExistingGrant: loadGrant,
     interactions: {
-      policy: interactionPrompts(),
+      policy: interactionPrompts({ sessionSeconds: config.ttl.session }),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     // DOC#rotaterefreshtoken: every use rotates; a reused one revokes the grant (the library).
@@ -226,7 +228,7 @@ export function createProvider(deps: ProviderDeps): Provider {
         const iiat = (token as unknown as { iiat?: number }).iiat ?? Math.floor(Date.now() / 1000);
         return Math.max(1, iiat + config.ttl.refreshToken - Math.floor(Date.now() / 1000));
       },
-      Session: config.ttl.session,
+      Session: (_ctx, session) => sessionLifetime(config, session),
       Interaction: config.ttl.interaction,
       // A Grant outlives the refresh tokens issued under it (see grants.ts).
       Grant: config.ttl.refreshToken + config.ttl.interaction,
@@ -239,6 +241,17 @@ export function createProvider(deps: ProviderDeps): Provider {
   if (config.trustedProxyHops > 0) provider.maxIpsCount = config.trustedProxyHops;
   listen(provider, deps, grantOwners);
   return provider;
+}
+
+/**
+ * The seconds a sign-in session lives from now (DOC#ttl). The library saves the session
+ * again with this lifetime at every request that uses it, so it ends `sessionIdle` after its
+ * last use (ASVS 5.0 7.3.1), and never later than `session` after the sign-in (7.3.2).
+ */
+function sessionLifetime(config: Config, session: { loginTs?: number }): number {
+  const now = Math.floor(Date.now() / 1000);
+  const absoluteEnd = (session.loginTs ?? now) + config.ttl.session;
+  return Math.max(1, Math.min(config.ttl.sessionIdle, absoluteEnd - now));
 }
 
 /** The German error page of browser-facing protocol errors (DOC#rendererror). */

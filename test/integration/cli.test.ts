@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
+import { MongoAdapter } from '../../src/oidc/adapter.ts';
 import { asPage, asRedirect, authorizationRequest, Browser } from '../support/browser.ts';
 import { auditEvents } from '../support/flows.ts';
 import {
@@ -666,6 +667,34 @@ describe('client add', () => {
     expect(invalidId.json.error.fields.clientId).toEqual(['client_id.invalid']);
   });
 
+  it('registers the ID token algorithm a client asks for, among ES256, PS256 and RS256', async () => {
+    const added = await cliJson(
+      'client',
+      'add',
+      'rs256-client',
+      '--redirect-uri',
+      'https://meldung.example/callback',
+      '--id-token-signing-alg',
+      'RS256',
+    );
+    const refused = await cli(
+      'client',
+      'add',
+      'hs256-client',
+      '--redirect-uri',
+      'https://meldung.example/callback',
+      '--id-token-signing-alg',
+      'HS256',
+    );
+
+    expect(added.code).toBe(0);
+    const stored = await new MongoAdapter(test.services.db, 'Client').find('rs256-client');
+    expect(stored?.id_token_signed_response_alg).toBe('RS256');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('Allowed choices are ES256, PS256, RS256.');
+    expect(await test.services.clients.exists('hs256-client')).toBe(false);
+  });
+
   it('refuses wildcard and overlong redirect URIs with a clear message and registers nothing', async () => {
     const wildcard = await cli(
       'client',
@@ -738,28 +767,100 @@ describe('client add', () => {
   });
 });
 
-describe('keys rotate', () => {
-  it('puts new signing keys in front and keeps the old ones', async () => {
-    const keysFile = path.join(test.dataDir, 'keys.json');
-    const before = JSON.parse(await readFile(keysFile, 'utf8')) as {
-      jwks: { keys: Array<{ kid: string }> };
-    };
+describe('keys', () => {
+  const keysFile = () => path.join(test.dataDir, 'keys.json');
+
+  it('stages new signing and cookie keys behind the signing ones, in the owner-only file', async () => {
+    const before = await cliJson('keys', 'list');
+
     const { code, json } = await cliJson('keys', 'rotate');
+
     expect(code).toBe(0);
-    expect(json.signing_kids).toHaveLength(before.jwks.keys.length + 2);
-    expect(json.signing_kids.slice(2)).toEqual(before.jwks.keys.map((key) => key.kid));
-    expect((await stat(keysFile)).mode & 0o777).toBe(0o600);
+    expect(
+      json.staged.map((key: { use: string; alg: string; state: string }) => [
+        key.use,
+        key.alg,
+        key.state,
+      ]),
+    ).toEqual([
+      ['tokens', 'ES256', 'staged'],
+      ['tokens', 'PS256 RS256', 'staged'],
+      ['cookies', 'HMAC', 'staged'],
+    ]);
+    expect(json).toMatchObject({ restart_required: false, reload_within_seconds: 10 });
+    expect(new Date(json.activate_from).getTime() - new Date(json.staged[0].since).getTime()).toBe(
+      600_000,
+    );
+    expect(json.keys.slice(0, before.json.keys.length - 1)).toEqual(
+      before.json.keys.filter((key: { use: string }) => key.use === 'tokens'),
+    );
+    expect((await stat(keysFile())).mode & 0o777).toBe(0o600);
+    expect(await readFile(keysFile(), 'utf8')).toContain('"version": 2');
   });
 
-  it('tells the operator that running servers keep the old keys until restarted', async () => {
-    const { json } = await cliJson('keys', 'rotate');
-    expect(json.restart_required).toBe(true);
+  it('lists every key with its use, algorithm, state and since when, and the next step', async () => {
+    const listed = await cli('keys', 'list');
 
-    const text = await cli('keys', 'rotate');
-    expect(text.code).toBe(0);
-    expect(text.stdout).toContain(
-      'running servers keep using the old keys until they are restarted: restart every flueag-idp server now',
+    expect(listed.code).toBe(0);
+    const lines = listed.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^id +use +alg +state +since$/);
+    expect(lines.filter((line) => / staged /.test(line))).toHaveLength(3);
+    expect(lines.at(-1)).toMatch(
+      /^staged keys: "flueag-idp keys activate" from \d{4}-\d\d-\d\dT[\d:.]+Z$/,
     );
+    expect(listed.stdout).not.toContain(
+      (await readFile(keysFile(), 'utf8')).match(/"d": "([^"]+)"/)![1],
+    );
+  });
+
+  it('refuses a step that is too early in a sentence that says from when, with exit code 1', async () => {
+    const activate = await cli('keys', 'activate');
+    const retire = await cli('keys', 'retire');
+
+    expect(activate.code).toBe(1);
+    expect(activate.stderr).toMatch(
+      /^flueag-idp: the staged keys have not been published for 600 s yet \(KEYS_PUBLISH_SECONDS\): servers and relying parties might not know them; "keys activate" is possible from \S+Z\n$/,
+    );
+    expect(retire).toEqual({ code: 0, stdout: 'no retired keys: nothing to remove\n', stderr: '' });
+  });
+
+  it('tells the operator to restart every server when servers do not reload the key file', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'flueag-cli-keys-'));
+    try {
+      const env = {
+        ...process.env,
+        DATA_DIR: dataDir,
+        KEYS_RELOAD_SECONDS: '0',
+        LOG_LEVEL: 'warn',
+      };
+      const created = await cliWith(env, '--json', 'keys', 'rotate');
+      expect(JSON.parse(created.stdout)).toMatchObject({ created: true, restart_required: false });
+
+      const staged = await cliWith(env, 'keys', 'rotate');
+      expect(staged.code).toBe(0);
+      expect(staged.stdout).toContain(
+        'KEYS_RELOAD_SECONDS is 0: restart every flueag-idp server now, one after the other',
+      );
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('creates a missing KEYS_FILE whose keys sign from the start', async () => {
+    const directory = await mkdtemp(path.join(os.tmpdir(), 'flueag-cli-keys-'));
+    try {
+      const file = path.join(directory, 'secrets', 'keys.json');
+      const env = { ...process.env, KEYS_FILE: file, LOG_LEVEL: 'warn' };
+      const created = await cliWith(env, '--json', 'keys', 'rotate');
+
+      expect(created.code).toBe(0);
+      const json = JSON.parse(created.stdout) as { created: boolean; keys: { state: string }[] };
+      expect(json.created).toBe(true);
+      expect(json.keys.map((key) => key.state)).toEqual(['signing', 'signing', 'signing']);
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 });
 

@@ -25,6 +25,17 @@ export type Site = 'same-site' | 'cross-site';
 
 export class Browser {
   readonly jar = new CookieJar();
+  /** Every Set-Cookie header the browser received, in order. */
+  readonly setCookies: string[] = [];
+  readonly #transport: (url: string) => string;
+
+  /**
+   * `transport` maps the URL of a request to the one fetched, e.g. an https URL to the
+   * plain-http address of a TLS proxy stand-in; cookies follow the URL as the page has it.
+   */
+  constructor(options: { transport?: (url: string) => string } = {}) {
+    this.#transport = options.transport ?? ((url) => url);
+  }
 
   /** One request; cookies are sent and stored, redirects are not followed. */
   async request(url: string, init: RequestInit = {}, site: Site = 'same-site'): Promise<Response> {
@@ -32,9 +43,11 @@ export class Browser {
     const sameSiteContext = site === 'same-site' ? 'strict' : 'lax';
     headers.set('cookie', await this.jar.getCookieString(url, { sameSiteContext }));
     if (!headers.has('accept')) headers.set('accept', 'text/html');
-    const response = await fetch(url, { ...init, headers, redirect: 'manual' });
-    for (const cookie of response.headers.getSetCookie())
+    const response = await fetch(this.#transport(url), { ...init, headers, redirect: 'manual' });
+    for (const cookie of response.headers.getSetCookie()) {
+      this.setCookies.push(cookie);
       await this.jar.setCookie(cookie, url, { ignoreError: true });
+    }
     return response;
   }
 

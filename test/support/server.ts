@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import * as oidc from 'openid-client';
+import type { DestinationStream } from 'pino';
 
 import type { Account } from '../../src/accounts/model.ts';
 import type { RequestContext } from '../../src/audit/trail.ts';
@@ -37,11 +38,17 @@ export interface TestServer {
 /**
  * Starts a server with its own database; `env` overrides configuration variables. A given
  * `database` is reused, as by a restart of the same installation; `demo` serves `/demo`;
- * `databaseServer` (a MongoDB URI ending in `/`) replaces the shared FerretDB.
+ * `databaseServer` (a MongoDB URI ending in `/`) replaces the shared FerretDB; `log` receives
+ * the server's log lines instead of stdout.
  */
 export async function startTestServer(
   env: Record<string, string> = {},
-  options: { database?: string; demo?: boolean; databaseServer?: string } = {},
+  options: {
+    database?: string;
+    demo?: boolean;
+    databaseServer?: string;
+    log?: DestinationStream;
+  } = {},
 ): Promise<TestServer> {
   const base = options.databaseServer ?? process.env.FLUEAG_TEST_MONGODB;
   if (!base) throw new Error('FLUEAG_TEST_MONGODB is not set: run the tests with npm test');
@@ -66,7 +73,7 @@ export async function startTestServer(
   const database = options.database ?? newDatabaseName();
   const services = await openServices(
     config,
-    createLogger(config.logLevel),
+    createLogger(config.logLevel, options.log),
     `${base}${database}`,
     () => new Date(Date.now() + clock.offsetMs),
   );

@@ -13,7 +13,28 @@ describe('configuration', () => {
       password: { minLength: 8, maxAgeDays: 180, history: 5, initialValidDays: 14 },
       lockout: { maxFailures: 5, autoUnlockMinutes: 0 },
       argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 },
-      ttl: { accessToken: 600, idToken: 3600, refreshToken: 28800, session: 28800 },
+      ttl: {
+        accessToken: 600,
+        idToken: 3600,
+        refreshToken: 28800,
+        session: 28800,
+        sessionIdle: 1800,
+      },
+      keys: { reloadSeconds: 10, publishSeconds: 600 },
+    });
+  });
+
+  it('refuses a publication time of staged keys shorter than two reloads of the key file', () => {
+    expect(() => loadConfig({ KEYS_RELOAD_SECONDS: '60', KEYS_PUBLISH_SECONDS: '90' })).toThrow(
+      /^invalid configuration: KEYS_PUBLISH_SECONDS must be at least twice KEYS_RELOAD_SECONDS/,
+    );
+    expect(loadConfig({ KEYS_RELOAD_SECONDS: '60', KEYS_PUBLISH_SECONDS: '120' }).keys).toEqual({
+      reloadSeconds: 60,
+      publishSeconds: 120,
+    });
+    expect(loadConfig({ KEYS_RELOAD_SECONDS: '0', KEYS_PUBLISH_SECONDS: '1' }).keys).toEqual({
+      reloadSeconds: 0,
+      publishSeconds: 1,
     });
   });
 
