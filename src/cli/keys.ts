@@ -33,7 +33,7 @@ export function keyCommands(cli: Command, output: Output): void {
     .action(async () => {
       const config = loadConfig();
       const times = rotationTimes(config);
-      const material = await loadKeyMaterial(config.keysFile, !config.keysFileRequired);
+      const material = await loadKeyMaterial(config.keysFile, false);
       const views = describeKeys(material, times);
       output.result({ keys_file: config.keysFile, keys: views.map(asJson) }, [
         ...table(views),

@@ -117,17 +117,16 @@ export function parseKeyMaterial(text: string, file: string): KeyMaterial {
       `key file ${file} is invalid: ${issue?.path.join('.') || 'file'}: ${issue?.message}`,
     );
   }
-  const material =
-    'jwks' in parsed.data
-      ? fromLegacy(parsed.data)
-      : (parsed.data as KeyMaterial & { version?: number });
+  let material: KeyMaterial;
+  if ('jwks' in parsed.data) {
+    material = fromLegacy(parsed.data);
+  } else {
+    const { signingKeys, cookieKeys, fingerprintKey } = parsed.data;
+    material = { signingKeys: signingKeys as SigningKey[], cookieKeys, fingerprintKey };
+  }
   const problem = consistencyProblem(material);
   if (problem) throw new KeyFileError(`key file ${file} is invalid: ${problem}`);
-  return {
-    signingKeys: material.signingKeys,
-    cookieKeys: material.cookieKeys,
-    fingerprintKey: material.fingerprintKey,
-  };
+  return material;
 }
 
 /** What the provider needs that a schema cannot say: one signer per key type, unique ids. */

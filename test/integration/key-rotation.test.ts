@@ -5,7 +5,7 @@
  * which pick up the changed key file without a restart.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -367,6 +367,35 @@ describe('key rotation on two running servers', () => {
     }
     const after = await tokensFrom(first, before.browser);
     expect(await verifiesAt(second, after.tokens.id_token!)).toBe(true);
+  });
+});
+
+describe('a key file that cannot be used', () => {
+  it('leaves the keys in use as they are and says so once, until the file is whole again', async () => {
+    const published = await kidsOf(first);
+    const whole = await readFile(keysFile, 'utf8');
+    const failures = (test: TestServer) =>
+      logs.get(test)!.filter((line) => line.event === 'keys.reload_failed');
+    const before = failures(first).length;
+
+    await writeFile(`${keysFile}.broken`, '{"version": 2, "signingKeys": []}\n', { mode: 0o600 });
+    await rename(`${keysFile}.broken`, keysFile);
+    await eventually(() => failures(first).length > before);
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+
+    expect(failures(first).slice(before)).toEqual([
+      expect.objectContaining({
+        level: 50,
+        problem: expect.stringContaining('is invalid: signingKeys:'),
+      }),
+    ]);
+    expect(await kidsOf(first)).toEqual(published);
+    const { tokens } = await tokensFrom(first);
+    expect(await verifiesAt(second, tokens.id_token!)).toBe(true);
+
+    await writeFile(keysFile, whole, { mode: 0o600 });
+    expect(await first.server.reloadKeys()).toBe(false);
+    expect(await kidsOf(first)).toEqual(published);
   });
 });
 
