@@ -5,6 +5,7 @@
 import type { Connection } from 'mongoose';
 import type { Db } from 'mongodb';
 
+import { FailureFloor } from './accounts/failure-floor.ts';
 import { loginFailureModel } from './accounts/lockout.ts';
 import { accountModel } from './accounts/model.ts';
 import { PasswordHasher } from './accounts/passwords.ts';
@@ -140,7 +141,7 @@ async function wire(
     leases,
     loginFailures: models.loginFailures,
     throttle,
-    failureFloorMs: config.failureFloorMs,
+    failureFloor: new FailureFloor({ baseMs: config.failureFloorMs }),
     tenants,
     hasher,
     audit,

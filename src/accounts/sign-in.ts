@@ -29,6 +29,7 @@ import {
 import type { Account, AccountModel } from './model.ts';
 import { usernameKey } from './normalize.ts';
 import type { PasswordHasher } from './passwords.ts';
+import type { FailureFloor } from './failure-floor.ts';
 import { nameKey, type Admission, type SignInThrottle } from './throttle.ts';
 
 export interface Credentials {
@@ -70,8 +71,8 @@ interface SignInDeps {
   audit: AuditTrail;
   lockout: LockoutSettings;
   now: () => Date;
-  /** Every failed attempt is answered no sooner than this after it arrived; 0 = off. */
-  failureFloorMs?: number;
+  /** When failed attempts are answered at the earliest (failure-floor.ts); none = at once. */
+  failureFloor?: FailureFloor;
 }
 
 export class SignIn {
@@ -85,11 +86,12 @@ export class SignIn {
   async attempt(credentials: Credentials, context: RequestContext): Promise<SignInResult> {
     const started = performance.now();
     const result = await this.#attempt(credentials, context);
-    // The dummy hash makes every failure cost one verification; the floor also hides the
-    // different database work of the cases, which shows when the database is busy.
-    const floor = this.#deps.failureFloorMs ?? 0;
-    const left = started + floor - performance.now();
-    if (result.kind !== 'success' && left > 0) await new Promise((r) => setTimeout(r, left));
+    const floor = this.#deps.failureFloor;
+    if (result.kind === 'success' || !floor) return result;
+    // A refusal by the delays reveals nothing about the name and does no work to hide.
+    if (result.kind !== 'throttled') floor.record(performance.now() - started);
+    const left = started + floor.target() - performance.now();
+    if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
     return result;
   }
 
