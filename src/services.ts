@@ -132,6 +132,7 @@ async function wire(
     hasher,
     audit,
     revoker: new ProviderAccessRevoker(db),
+    throttle,
     password: config.password,
     lockout: config.lockout,
     now,

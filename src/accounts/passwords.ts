@@ -33,6 +33,16 @@ const BUSY_RETRY_SECONDS = 5;
  * it, the waiting operations are a number an operator can watch
  * (`flueag_password_hashing_queue_depth`).
  */
+/** The answer when the queue is full: 503 with `Retry-After`, like any busy service. */
+export class HashQueueFull extends AppError {
+  constructor() {
+    super(503, 'service.busy', {
+      detail: 'password hashing queue is full',
+      retryAfterSeconds: BUSY_RETRY_SECONDS,
+    });
+  }
+}
+
 export class HashQueue {
   readonly #settings: HashQueueSettings;
   readonly #waiting: Array<() => void> = [];
@@ -52,10 +62,7 @@ export class HashQueue {
   async run<T>(work: () => Promise<T>): Promise<T> {
     if (this.#active >= this.#settings.concurrency) {
       if (this.#waiting.length >= this.#settings.queueLimit) {
-        throw new AppError(503, 'service.busy', {
-          detail: 'password hashing queue is full',
-          retryAfterSeconds: BUSY_RETRY_SECONDS,
-        });
+        throw new HashQueueFull();
       }
       await new Promise<void>((resolve) => {
         this.#waiting.push(resolve);

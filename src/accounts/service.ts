@@ -26,6 +26,7 @@ import type {
 import { preparePassword, usernameKey } from './normalize.ts';
 import { passwordProblems, type PasswordPolicySettings } from './password-policy.ts';
 import { generateInitialPassword, type PasswordHasher } from './passwords.ts';
+import { nameKey, type SignInThrottle } from './throttle.ts';
 
 export interface PasswordSettings extends PasswordPolicySettings {
   maxAgeDays: number;
@@ -51,6 +52,8 @@ interface AccountServiceDeps {
   hasher: PasswordHasher;
   audit: AuditTrail;
   revoker: AccessRevoker;
+  /** Whose failures an unlock forgets, so that the name's sign-in delays end too. */
+  throttle: SignInThrottle;
   password: PasswordSettings;
   lockout: LockoutSettings;
   now: () => Date;
@@ -252,24 +255,28 @@ export class AccountService {
   }
 
   /**
-   * Lifts a lock after failed sign-ins; returns false, changing and recording nothing, when
-   * the account is not locked.
+   * Lifts a lock after failed sign-ins and the sign-in delays of the account's name from
+   * every address (throttle.ts); returns false, changing and recording nothing, when the
+   * account is neither locked nor delayed.
    */
   async unlock(accountId: string, context: RequestContext): Promise<boolean> {
-    const { accounts, lockout, now } = this.#deps;
+    const { accounts, lockout, throttle, now } = this.#deps;
     const unlocked = await this.#exclusive(accountId, async (stored) => {
-      if (!isLocked(stored.lockout, lockout, now())) return undefined;
-      await accounts.updateOne({ _id: accountId }, { $set: { lockout: emptyLockout() } });
-      return stored;
+      const locked = isLocked(stored.lockout, lockout, now());
+      if (locked)
+        await accounts.updateOne({ _id: accountId }, { $set: { lockout: emptyLockout() } });
+      const failures = await throttle.forgetName(nameKey(stored.tenantId, stored.usernameKey));
+      return { stored, lock: locked, delays: failures > 0 };
     });
-    if (!unlocked) return false;
-    await this.#record(context, unlocked, 'account.unlocked');
+    if (!unlocked.lock && !unlocked.delays) return false;
+    const { stored, ...details } = unlocked;
+    await this.#record(context, stored, 'account.unlocked', details);
     return true;
   }
 
   /**
    * Replaces a forgotten password with a new one-time password (returned once), lifts a
-   * lock, and ends the account's sessions and grants.
+   * lock and the name's sign-in delays, and ends the account's sessions and grants.
    */
   async resetPassword(
     accountId: string,
@@ -285,6 +292,7 @@ export class AccountService {
         { _id: accountId },
         { $set: { password, lockout: emptyLockout(), updatedAt: now() } },
       );
+      await this.#deps.throttle.forgetName(nameKey(stored.tenantId, stored.usernameKey));
       return stored;
     });
     await this.#deps.revoker.revokeAccount(accountId);

@@ -8,12 +8,14 @@
  * verified before the lock, and none after it.
  *
  * Before any of that, the throttle (throttle.ts) decides whether the attempt comes too soon
- * after earlier failures of the same name or address; if so it is answered at once, with no
- * argon2 work and no look-up of the account, so the answer is the same for every name.
+ * after earlier failures of the same name from the same address, or of the same address; if
+ * so it is answered at once, with no argon2 work and no look-up of the account, so the answer
+ * is the same for every name. Its audit event, like that of an attempt the full hashing queue
+ * turned away (503), names the typed username, as the other failures do.
  */
 import { createHash } from 'node:crypto';
 
-import type { AuditTrail, RequestContext } from '../audit/trail.ts';
+import type { AuditTarget, AuditTrail, RequestContext } from '../audit/trail.ts';
 import type { Leases } from '../db/leases.ts';
 import type { TenantDirectory } from '../tenants/directory.ts';
 import type { Tenant } from '../tenants/model.ts';
@@ -28,8 +30,8 @@ import {
 } from './lockout.ts';
 import type { Account, AccountModel } from './model.ts';
 import { usernameKey } from './normalize.ts';
-import type { PasswordHasher } from './passwords.ts';
 import type { FailureFloor } from './failure-floor.ts';
+import { HashQueueFull, type PasswordHasher } from './passwords.ts';
 import { nameKey, type Admission, type SignInThrottle } from './throttle.ts';
 
 export interface Credentials {
@@ -100,7 +102,8 @@ export class SignIn {
     const tenant = await tenants.resolve(credentials.tenant);
     const key = usernameKey(credentials.username);
     const tenantScope = tenant?._id ?? `?${credentials.tenant.trim().toLowerCase()}`;
-    return this.#throttled(tenantScope, key, context, tenant?._id ?? null, async () => {
+    const target = { username: credentials.username.slice(0, 64), tenantId: tenant?._id ?? null };
+    return this.#throttled(tenantScope, key, context, target, async () => {
       const account = tenant?.active
         ? ((await accounts.findOne({ tenantId: tenant._id, usernameKey: key }).lean()) ?? undefined)
         : undefined;
@@ -124,7 +127,7 @@ export class SignIn {
       account.tenantId,
       account.usernameKey,
       context,
-      account.tenantId,
+      { accountId: account._id, username: account.username, tenantId: account.tenantId },
       () => this.#verifyAccount(account, password, context),
     );
     return result.kind;
@@ -132,29 +135,33 @@ export class SignIn {
 
   /**
    * Runs `check` if the throttle admits the attempt; a right password clears the name's
-   * failures, a wrong one settles the attempt as a failure, and an error forgets it.
+   * failures from this address, a wrong one settles the attempt as a failure, and an error
+   * forgets it. `target` names the typed username in the audit events written here.
    */
   async #throttled<T extends { kind: SignInResult['kind'] }>(
     tenantScope: string,
     usernameKey: string,
     context: RequestContext,
-    tenantId: string | null,
+    target: AuditTarget & { tenantId: string | null },
     check: () => Promise<T>,
   ): Promise<T | { kind: 'throttled'; retryAfterSeconds: number }> {
     const { throttle, audit } = this.#deps;
+    const refused = (reason: string, details: object) =>
+      audit.record(context, {
+        tenantId: target.tenantId,
+        action: 'login',
+        outcome: 'failure',
+        reason,
+        target,
+        details: { ...details },
+      });
     const admission: Admission = await throttle.admit(
       nameKey(tenantScope, usernameKey),
       context.ip,
     );
     if (!admission.admitted) {
       const retryAfterSeconds = Math.ceil(admission.retryAfterMs / 1000);
-      await audit.record(context, {
-        tenantId,
-        action: 'login',
-        outcome: 'failure',
-        reason: 'throttled',
-        details: { retryAfterSeconds },
-      });
+      await refused('throttled', { retryAfterSeconds });
       return { kind: 'throttled', retryAfterSeconds };
     }
 
@@ -163,6 +170,8 @@ export class SignIn {
       result = await check();
     } catch (error) {
       await throttle.release(admission.tickets).catch(() => {});
+      if (error instanceof HashQueueFull)
+        await refused('busy', { retryAfterSeconds: error.retryAfterSeconds });
       throw error;
     }
     if (['success', 'inactive', 'initial_expired'].includes(result.kind)) {

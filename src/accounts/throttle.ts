@@ -1,5 +1,6 @@
 /**
- * Growing delays between sign-in attempts, per name and per client address, decided before
+ * Growing delays between sign-in attempts, per name from one client address and per client
+ * address, decided before
  * any argon2 work (ASVS 5.0 6.3.1, BSI ORP.4.A13): an attempt that comes too early is
  * answered at once, without touching a password hash, so guessing costs the attacker time
  * and the server nothing.
@@ -12,11 +13,21 @@
  * tickets, as does a refusal or a failure for another reason than a wrong password; a wrong
  * password settles them as failures.
  *
- * A name counts its unsettled tickets as failures: one person does not sign in twice at the
- * same moment, but parallel guesses on one name do. An address counts only settled failures
- * for its delay, because the staff of a town hall share one address and sign in at the same
- * time; its attempts in progress have a limit of their own (`addressConcurrentAttempts`), so
- * a burst of parallel guesses from one address is bounded before any hashing too.
+ * The name's delay is kept per client address (`addressKey`): failures from one address delay
+ * only that address's further attempts on the name, so nobody can deny a name to everyone
+ * else by failing on it. Guessing one name from many addresses is bounded by the account's
+ * lock (lockout.ts), not by these delays. A name counts its unsettled tickets as failures:
+ * one person does not sign in twice at the same moment, but parallel guesses on one name do.
+ * An address counts only settled failures for its delay, because the staff of a town hall
+ * share one address and sign in at the same time; its attempts in progress have a limit of
+ * their own (`addressConcurrentAttempts`), so a burst of parallel guesses from one address
+ * is bounded before any hashing too.
+ *
+ * An attempt refused because a delay still runs counts as a failure of its address (its
+ * address ticket is settled, its name ticket removed): people wait the delay the page
+ * states, automation that keeps sending during it only lengthens its own address's delay.
+ * An attempt refused only because its address has too many attempts in progress does not
+ * count: that is a town hall signing in at the same moment.
  */
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -43,6 +54,8 @@ export const BUSY_ADDRESS_WAIT_MS = 1000;
 export interface Ticket {
   _id: ObjectId;
   key: string;
+  /** On the tickets of a name: the name's key alone, for every address (see `forgetName`). */
+  name?: string;
   at: Date;
   /** False while the attempt is checked; true once it ended with a wrong password. */
   settled: boolean;
@@ -80,7 +93,10 @@ export function addressKey(ip: string): string {
     .join(':')}::/64`;
 }
 
-/** The key of a typed name in a tenant; the same whether or not an account has that name. */
+/**
+ * The key of a typed name in a tenant; the same whether or not an account has that name.
+ * The throttle keeps its delay per client address under `${nameKey}@${addressKey}`.
+ */
 export function nameKey(tenantScope: string, usernameKey: string): string {
   return `name:${createHash('sha256').update(tenantScope).update('\0').update(usernameKey).digest('base64url')}`;
 }
@@ -98,6 +114,7 @@ export class SignInThrottle {
 
   async createIndexes(): Promise<void> {
     await this.#collection.createIndex({ key: 1, at: -1 });
+    await this.#collection.createIndex({ name: 1 });
   }
 
   /** Admits an attempt on `name` from `ip`, or says how long to wait, before any hashing. */
@@ -107,18 +124,21 @@ export class SignInThrottle {
 
     const at = this.#now();
     const expiresAt = new Date(at.getTime() + this.#settings.windowMinutes * 60_000);
+    const address = ip ? addressKey(ip) : undefined;
+    const pairKey = `${name}@${address ?? 'unknown'}`;
     const keys: Array<{ key: string; free: number; concurrent?: number }> = [
-      { key: name, free: nameFreeFailures },
+      { key: pairKey, free: nameFreeFailures },
     ];
-    if (ip)
+    if (address)
       keys.push({
-        key: `address:${addressKey(ip)}`,
+        key: `address:${address}`,
         free: addressFreeFailures,
         concurrent: this.#settings.addressConcurrentAttempts,
       });
-    const tickets = keys.map(({ key }) => ({
+    const tickets: Ticket[] = keys.map(({ key }, index) => ({
       _id: new ObjectId(),
       key,
+      ...(index === 0 ? { name } : {}),
       at,
       settled: false,
       expiresAt,
@@ -126,9 +146,15 @@ export class SignInThrottle {
     await this.#collection.insertMany(tickets);
 
     const waits = await Promise.all(keys.map((key, index) => this.#wait(key, tickets[index]!, at)));
-    const retryAfterMs = Math.max(...waits);
-    if (retryAfterMs <= 0) return { admitted: true, tickets, nameKey: name };
-    await this.release(tickets);
+    const retryAfterMs = Math.max(...waits.map((wait) => wait.ms));
+    if (retryAfterMs <= 0) return { admitted: true, tickets, nameKey: pairKey };
+    const [nameTicket, addressTicket] = tickets;
+    if (addressTicket && waits.some((wait) => wait.ms > 0 && !wait.busy)) {
+      await this.release([nameTicket!]);
+      await this.#collection.updateOne({ _id: addressTicket._id }, { $set: { settled: true } });
+    } else {
+      await this.release(tickets);
+    }
     return { admitted: false, retryAfterMs };
   }
 
@@ -147,15 +173,25 @@ export class SignInThrottle {
     );
   }
 
-  /** The password was right: the name starts afresh; the address keeps its other failures. */
+  /**
+   * The password was right: the name starts afresh from this address; the address keeps its
+   * other failures, and other addresses keep their failures on the name.
+   */
   async succeeded(admission: Admission & { admitted: true }): Promise<void> {
     if (admission.tickets.length === 0) return;
     await this.#collection.deleteMany({ key: admission.nameKey });
     await this.release(admission.tickets);
   }
 
+  /** Forgets the failures of `name` from every address, when an admin lifts its lock. */
+  async forgetName(name: string): Promise<number> {
+    const { deletedCount } = await this.#collection.deleteMany({ name, settled: { $ne: false } });
+    return deletedCount;
+  }
+
   /**
-   * Milliseconds until the attempt holding `own` may go on, given the earlier tickets of its
+   * Milliseconds until the attempt holding `own` may go on, and whether only the limit of
+   * attempts in progress holds it back (`busy`), given the earlier tickets of its
    * key: settled failures, and unsettled ones either as failures (a name) or against the
    * limit of attempts in progress (an address, with `concurrent`).
    */
@@ -163,7 +199,7 @@ export class SignInThrottle {
     { key, free, concurrent }: { key: string; free: number; concurrent?: number },
     own: Ticket,
     at: Date,
-  ): Promise<number> {
+  ): Promise<{ ms: number; busy: boolean }> {
     const since = new Date(at.getTime() - this.#settings.windowMinutes * 60_000);
     // More than free + 31 failures all give the maximum delay; reading more is useless.
     const earlier = await this.#collection
@@ -176,10 +212,11 @@ export class SignInThrottle {
     const failures =
       concurrent === undefined ? earlier : earlier.filter((ticket) => ticket.settled !== false);
     const inProgress = earlier.length - failures.length;
-    if (concurrent !== undefined && inProgress >= concurrent) return BUSY_ADDRESS_WAIT_MS;
     const latest = failures[0]?.at;
-    if (!latest) return 0;
     const delay = delayAfter(failures.length, free, this.#settings);
-    return latest.getTime() + delay - at.getTime();
+    const ms = latest ? latest.getTime() + delay - at.getTime() : 0;
+    if (concurrent !== undefined && inProgress >= concurrent && ms <= 0)
+      return { ms: BUSY_ADDRESS_WAIT_MS, busy: true };
+    return { ms, busy: false };
   }
 }

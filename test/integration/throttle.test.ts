@@ -8,7 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 
 import { BUSY_ADDRESS_WAIT_MS, delayAfter, SignInThrottle } from '../../src/accounts/throttle.ts';
+import { auditWording } from '../../src/admin/audit-wording.ts';
 import type { RequestContext } from '../../src/audit/trail.ts';
+import { translator } from '../../src/http/views.ts';
 import { asPage, text } from '../support/browser.ts';
 import { auditEvents, credentials, formOf, messages, openSignIn } from '../support/flows.ts';
 import {
@@ -102,11 +104,8 @@ describe('sign-in delays', () => {
     }
     const before = hashing.mock.calls.length;
     // Another address of the same /64 is the same subscriber.
-    const fifth = await attempt(
-      `reihe5x${randomBytes(2).toString('hex')}`,
-      wrong(),
-      '2001:db8:5:7::9',
-    );
+    const typed = `Reihe5x${randomBytes(2).toString('hex')}`;
+    const fifth = await attempt(typed, wrong(), '2001:db8:5:7::9');
     expect(fifth).toEqual({ kind: 'throttled', retryAfterSeconds: 1 });
     expect(hashing.mock.calls.length).toBe(before);
     // Other addresses are not affected.
@@ -114,8 +113,83 @@ describe('sign-in delays', () => {
       (await attempt(`frei${randomBytes(2).toString('hex')}`, wrong(), '192.0.2.12')).kind,
     ).toBe('invalid');
 
+    // The refusal names the username as typed, so admins find it under that name.
     const refusals = await auditEvents(test, { action: 'login', reason: 'throttled' });
-    expect(refusals.length).toBeGreaterThanOrEqual(4);
+    expect(refusals.length).toBeGreaterThanOrEqual(1);
+    expect(
+      await auditEvents(test, { action: 'login', reason: 'throttled', 'target.username': typed }),
+    ).toHaveLength(1);
+    advance(60_000);
+  });
+
+  it('lets a person sign in from another address while one address keeps failing on the name', async () => {
+    const victim = await createAccount(test, tenantId);
+    const attacker = '203.0.113.20';
+    const same = wrong();
+    for (let round = 0; round < 4; round += 1) {
+      // Parallel attempts with one wrong password: a retyped password never locks.
+      const burst = await Promise.all(
+        Array.from({ length: 4 }, () => attempt(victim.username, same, attacker)),
+      );
+      expect(burst.some((result) => result.kind === 'throttled')).toBe(true);
+      expect((await attempt(victim.username, victim.password, '198.51.100.20')).kind).toBe(
+        'success',
+      );
+      // The right password from elsewhere does not lift the attacker's delay on the name.
+      expect((await attempt(victim.username, same, attacker)).kind).toBe('throttled');
+      advance(1000);
+    }
+    const events = await auditEvents(test, {
+      action: 'login',
+      reason: 'throttled',
+      'target.username': victim.username,
+    });
+    expect(events.length).toBeGreaterThanOrEqual(8);
+    expect(events.every((event) => event.ip === attacker)).toBe(true);
+    advance(60_000);
+  });
+
+  it('counts attempts refused for a delay against their address', async () => {
+    const ip = '203.0.113.21';
+    const name = `eilig${randomBytes(3).toString('hex')}`;
+    expect((await attempt(name, wrong(), ip)).kind).toBe('invalid');
+    // The name's delay from this address runs; six more attempts during it are refused.
+    for (let n = 0; n < 6; n += 1)
+      expect((await attempt(name, wrong(), ip)).kind).toBe('throttled');
+    const before = hashing.mock.calls.length;
+
+    // One failure and six refusals of the address, four of them free: 1 s doubled 3 times.
+    expect(await attempt(`anderer${randomBytes(3).toString('hex')}`, wrong(), ip)).toEqual({
+      kind: 'throttled',
+      retryAfterSeconds: 8,
+    });
+    expect(hashing.mock.calls.length).toBe(before);
+    // Other addresses are not slowed.
+    expect((await attempt(name, wrong(), '203.0.113.22')).kind).toBe('invalid');
+    advance(60_000);
+  });
+
+  it('lifts the delays of a name from every address when an admin unlocks the account', async () => {
+    const person = await createAccount(test, tenantId);
+    const ips = ['203.0.113.23', '203.0.113.24'];
+    for (const ip of ips) {
+      expect((await attempt(person.username, wrong(), ip)).kind).toBe('invalid');
+      advance(1000);
+      expect((await attempt(person.username, wrong(), ip)).kind).toBe('invalid');
+      expect((await attempt(person.username, person.password, ip)).kind).toBe('throttled');
+    }
+
+    expect(await test.services.accounts.unlock(person.account._id, from('192.0.2.99'))).toBe(true);
+
+    for (const ip of ips)
+      expect((await attempt(person.username, person.password, ip)).kind).toBe('success');
+    const [unlocked] = await auditEvents(test, {
+      action: 'account.unlocked',
+      'target.accountId': person.account._id,
+    });
+    expect(unlocked?.details).toEqual({ lock: false, delays: true });
+    // Without a lock or a delay there is nothing to lift.
+    expect(await test.services.accounts.unlock(person.account._id, from('192.0.2.99'))).toBe(false);
     advance(60_000);
   });
 
@@ -225,6 +299,14 @@ describe('hashing queue', () => {
     expect(answers.every((answer) => answer.status === 401 || answer.status === 503)).toBe(true);
     expect(busy.every((answer) => answer.retryAfter === '5')).toBe(true);
     expect(busy[0]!.html).toContain('Die Anmeldung ist gerade stark ausgelastet.');
+    // Each attempt turned away is in the audit trail, under the username typed.
+    const events = await auditEvents(test, { action: 'login', reason: 'busy' });
+    expect(events).toHaveLength(busy.length);
+    expect(events.every((event) => /^flut\d+$/.test(String(event.target?.username)))).toBe(true);
+    expect(events.every((event) => event.outcome === 'failure')).toBe(true);
+    expect(auditWording(translator('de')).reason('busy')).toBe(
+      'Anmeldung ausgelastet, nicht geprüft',
+    );
     // Latency stays bounded: never more than one hash ran and two waited.
     expect(test.services.hasher.queue.peakActive).toBe(1);
     expect(test.services.hasher.queue.peakWaiting).toBeLessThanOrEqual(2);

@@ -50,7 +50,7 @@ export interface ServerError {
   retryAfter: string | null;
 }
 
-/** Throttle tickets of a name or an address that stay counted (see throttle.ts). */
+/** Throttle tickets of a name from one address, or of an address, that stay counted (see throttle.ts). */
 interface Tickets {
   count: number;
   /** When the answer of the attempt with the latest ticket arrived, so after its ticket. */
@@ -63,7 +63,8 @@ export interface AccountState {
   /** Consecutive distinct wrong passwords: the account's `lockout.count`. */
   failures: number;
   locked: boolean;
-  tickets: Tickets;
+  /** The name's tickets per user: each user has an address of its own. */
+  tickets: Map<number, Tickets>;
 }
 
 export interface LoadSettings {
@@ -142,7 +143,7 @@ export class SignInLoad {
     this.#client = options.client;
     this.#settings = options.settings;
     for (const person of [...options.people, ...options.lockTargets]) {
-      const state = { person, failures: 0, locked: false, tickets: { count: 0, latestAt: 0 } };
+      const state = { person, failures: 0, locked: false, tickets: new Map<number, Tickets>() };
       this.accounts.set(person.accountId, state);
     }
     this.#idle = options.people.map((person) => this.accounts.get(person.accountId)!);
@@ -203,6 +204,7 @@ export class SignInLoad {
   async #signIn(user: number, phase: Attempt['phase']): Promise<void> {
     const password = this.#ordinary++ % 10 === 9 ? 'wrong' : 'right';
     const state = await this.#checkout(
+      user,
       (candidate) => password === 'right' || candidate.failures + 1 < this.#settings.maxFailures,
     );
     // Nobody else uses the account meanwhile, so what the model expects now still holds.
@@ -277,14 +279,14 @@ export class SignInLoad {
   }
 
   /**
-   * The longest unused idle account that `fits` and whose delay has passed (waiting for one
-   * if none has).
+   * The longest unused idle account that `fits` and whose delay for `user` has passed
+   * (waiting for one if none has).
    */
-  async #checkout(fits: (state: AccountState) => boolean): Promise<AccountState> {
+  async #checkout(user: number, fits: (state: AccountState) => boolean): Promise<AccountState> {
     for (;;) {
       const now = Date.now();
       const index = this.#idle.findIndex(
-        (state) => fits(state) && this.#readyAt(state.tickets, 'name') <= now,
+        (state) => fits(state) && this.#readyAt(state.tickets.get(user), 'name') <= now,
       );
       if (index >= 0) return this.#idle.splice(index, 1)[0]!;
       await sleep(100);
@@ -292,17 +294,17 @@ export class SignInLoad {
   }
 
   /** When the next attempt with these tickets is admitted without delay. */
-  #readyAt(tickets: Tickets, key: 'name' | 'address'): number {
-    if (tickets.count === 0) return 0;
+  #readyAt(tickets: Tickets | undefined, key: 'name' | 'address'): number {
+    if (!tickets || tickets.count === 0) return 0;
     const { throttle } = this.#settings;
     const free = key === 'name' ? throttle.nameFreeFailures : throttle.addressFreeFailures;
     return tickets.latestAt + delayAfter(tickets.count, free, throttle) + MARGIN_MS;
   }
 
-  /** Waits as long as the delays of the account's name and the user's address ask. */
+  /** Waits as long as the delays of the account's name from the user's address and of that address ask. */
   async #waitForDelays(user: number, state: AccountState): Promise<number> {
     const readyAt = Math.max(
-      this.#readyAt(state.tickets, 'name'),
+      this.#readyAt(state.tickets.get(user), 'name'),
       this.#readyAt(this.#addresses[user]!, 'address'),
     );
     const wait = readyAt - Date.now();
@@ -341,11 +343,17 @@ export class SignInLoad {
       ...result,
       ms: performance.now() - started - waited,
     });
+    const address = this.#addresses[user]!;
+    // A 429 for a running delay counts against the address (each user has one attempt at a
+    // time, so never one for too many attempts in progress); it fails the test anyway.
+    if (result.outcome === 'throttled')
+      this.#addresses[user] = { count: address.count + 1, latestAt: at };
     // A 503, a 429 or a failed request checked nothing; an unexpected answer fails the test.
     if (result.outcome !== attempt.expected) return;
     if (result.outcome === 'success') {
+      // The lock's counter starts afresh; the name's tickets only from this address.
       state.failures = 0;
-      state.tickets = { count: 0, latestAt: 0 };
+      state.tickets.delete(user);
       return;
     }
     if (!state.locked && attempt.password === 'wrong') {
@@ -353,8 +361,8 @@ export class SignInLoad {
       state.locked = state.failures >= this.#settings.maxFailures;
     }
     // Every refusal leaves the attempt's tickets of the name and the address counted.
-    state.tickets = { count: state.tickets.count + 1, latestAt: at };
-    const address = this.#addresses[user]!;
+    const name = state.tickets.get(user) ?? { count: 0, latestAt: 0 };
+    state.tickets.set(user, { count: name.count + 1, latestAt: at });
     this.#addresses[user] = { count: address.count + 1, latestAt: at };
   }
 }
