@@ -12,6 +12,7 @@ export class Lifecycle {
   readonly #onSignal: (signal: NodeJS.Signals) => void;
   #interrupted: NodeJS.Signals | undefined;
   #ready = false;
+  #exiting = false;
 
   /** `signalExitCode`: the exit status after a signal has stopped the process. */
   constructor(options: { signalExitCode: number; onSignal?: (signal: NodeJS.Signals) => void }) {
@@ -46,7 +47,13 @@ export class Lifecycle {
     for (const close of this.#closers.splice(0)) await close().catch(() => {});
   }
 
+  /** True once a signal arrived or `exit` was called: the process is on its way out. */
+  get stopping(): boolean {
+    return this.#exiting || this.#interrupted !== undefined;
+  }
+
   async exit(code: number): Promise<never> {
+    this.#exiting = true;
     await this.close();
     process.exit(code);
   }

@@ -18,7 +18,7 @@ import { auditModel, type AuditTrail } from './audit/trail.ts';
 import type { Config } from './config.ts';
 import { ConsoleSessions } from './console/sessions.ts';
 import { connect, ping } from './db/connection.ts';
-import { openEmbeddedDatabase, type Role } from './db/embedded.ts';
+import { openEmbeddedDatabase, type EmbeddedDatabase, type Role } from './db/embedded.ts';
 import { Leases } from './db/leases.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import type { Logger } from './log.ts';
@@ -63,14 +63,41 @@ export async function openConfiguredServices(
   lifecycle: Lifecycle,
   role: Role,
 ): Promise<Services> {
-  const uri =
-    config.mongodbUri ??
-    (
-      await lifecycle.open(openEmbeddedDatabase(config.dataDir, role), (database) =>
-        database.release(),
-      )
-    ).uri;
+  let uri = config.mongodbUri;
+  if (uri === undefined) {
+    const database = await lifecycle.open(openEmbeddedDatabase(config.dataDir, role), (opened) =>
+      opened.release(),
+    );
+    void database.lost.then((exit) => stopOnLostDatabase(exit, log, lifecycle));
+    uri = database.uri;
+  }
   return lifecycle.open(openServices(config, log, uri), (services) => services.close());
+}
+
+/**
+ * The embedded FerretDB is a child of this process, and nothing else would start it again:
+ * a process that kept running without it would answer 503 forever while `/healthz` says
+ * 200. So it stops with status 1 (closing the HTTP server first), for the service manager
+ * to start it anew with a fresh FerretDB on the same files.
+ */
+function stopOnLostDatabase(
+  exit: Awaited<EmbeddedDatabase['lost']>,
+  log: Logger,
+  lifecycle: Lifecycle,
+): void {
+  // A Ctrl-C or a service manager's stop reaches FerretDB too; that is no failure.
+  if (lifecycle.stopping) return;
+  log.error(
+    {
+      event: 'database.embedded_exited',
+      ferretdb_pid: exit.pid,
+      exit_code: exit.code,
+      signal: exit.signal,
+      ferretdb_log: exit.logFile,
+    },
+    'the embedded FerretDB exited; stopping',
+  );
+  void lifecycle.exit(1);
 }
 
 /** Connects to `uri`, creates indexes and wires the services. */

@@ -10,7 +10,7 @@ import path from 'node:path';
 
 import lockfile from 'proper-lockfile';
 
-import { startFerretDB, type FerretDBProcess } from './ferretdb.ts';
+import { startFerretDB, type FerretDBExit, type FerretDBProcess } from './ferretdb.ts';
 
 export type Role = 'server' | 'cli';
 
@@ -28,6 +28,11 @@ interface InstanceRecord {
 
 export interface EmbeddedDatabase {
   uri: string;
+  /**
+   * Settles when the FerretDB this process started exits before `release` (crashed, killed);
+   * never for an instance of another process, nor after `release`.
+   */
+  lost: Promise<FerretDBExit & { pid: number; logFile: string }>;
   /** Stops FerretDB if this process started it; otherwise leaves it to its owner. */
   release(): Promise<void>;
 }
@@ -36,6 +41,8 @@ export interface EmbeddedDatabase {
 const LOCK_STALE_MS = 10_000;
 /** How long to wait for another process's instance to start or to stop. */
 const WAIT_MS = 60_000;
+/** How long an owner whose FerretDB has exited gets to notice it and let go of the lock. */
+const LOST_GRACE_MS = 3_000;
 
 /**
  * Returns the URI of the data directory's FerretDB, starting it if no live one exists.
@@ -48,13 +55,25 @@ export async function openEmbeddedDatabase(dataDir: string, role: Role): Promise
   await mkdir(dir, { recursive: true });
 
   const deadline = Date.now() + WAIT_MS;
+  let lostSince: number | undefined;
   for (;;) {
     const unlock = await tryLock(dir);
     if (unlock) return startOwned(dir, recordFile, role, unlock);
 
     const running = await readRecord(recordFile);
-    if (running && isAlive(running.ownerPid) && isAlive(running.ferretdbPid)) {
-      if (role === 'cli') return { uri: uriFor(running.port), release: async () => {} };
+    const ownerAlive = running !== undefined && isAlive(running.ownerPid);
+    // An owner whose FerretDB is gone releases the lock once it notices (a server stops at
+    // once); one that keeps holding it will not serve this directory again.
+    if (ownerAlive && !isAlive(running.ferretdbPid)) {
+      lostSince ??= Date.now();
+      if (Date.now() - lostSince > LOST_GRACE_MS) throw lostInstance(dataDir, dir, running);
+    } else {
+      lostSince = undefined;
+    }
+    if (ownerAlive && isAlive(running.ferretdbPid)) {
+      if (role === 'cli') {
+        return { uri: uriFor(running.port), lost: never, release: async () => {} };
+      }
       if (running.role === 'server') {
         throw new EmbeddedDatabaseError(
           `another flueag-idp server (pid ${running.ownerPid}) is already using ${dataDir}; stop it or choose another DATA_DIR`,
@@ -68,6 +87,15 @@ export async function openEmbeddedDatabase(dataDir: string, role: Role): Promise
     }
     await sleep(100);
   }
+}
+
+function lostInstance(dataDir: string, dir: string, record: InstanceRecord): EmbeddedDatabaseError {
+  return new EmbeddedDatabaseError(
+    `the embedded database in ${dataDir} is not running: its FerretDB (pid ${record.ferretdbPid}) has exited, ` +
+      `but flueag-idp process ${record.ownerPid}, which started it, still holds the data directory. ` +
+      `Stop process ${record.ownerPid} and start the server again (it starts a new FerretDB on the same files; ` +
+      `never start FerretDB on them by hand); why it exited is in ${path.join(dir, 'ferretdb.log')}`,
+  );
 }
 
 async function startOwned(
@@ -99,11 +127,16 @@ async function startOwned(
   let released = false;
   return {
     uri: uriFor(started.port),
+    lost: started.exited.then((exit) =>
+      released ? never : { ...exit, pid: started.pid, logFile: path.join(dir, 'ferretdb.log') },
+    ),
     release: async () => {
       if (released) return;
       released = true;
-      await started.stop();
+      // The record goes first: while it exists, its FerretDB must be running, or a CLI
+      // command would take the instance for dead (see `openEmbeddedDatabase`).
       await unlink(recordFile).catch(() => {});
+      await started.stop();
       await unlock();
     },
   };
@@ -164,6 +197,8 @@ function isAlive(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+const never = new Promise<never>(() => {});
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -107,7 +107,14 @@ export interface FerretDBProcess {
   uri: string;
   port: number;
   pid: number;
+  /** Settles when the process exits, for whatever reason. */
+  exited: Promise<FerretDBExit>;
   stop(): Promise<void>;
+}
+
+export interface FerretDBExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
 }
 
 /**
@@ -143,12 +150,16 @@ export async function startFerretDB(dir: string, port?: number): Promise<FerretD
   const logFd = openSync(path.join(dir, 'ferretdb.log'), 'a');
   const child = spawn(binary, args, { env, stdio: ['ignore', logFd, logFd], detached: false });
   closeSync(logFd);
+  const exited = new Promise<FerretDBExit>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
 
   await waitForPort(child, listenPort);
   return {
     uri: `mongodb://127.0.0.1:${listenPort}/`,
     port: listenPort,
     pid: child.pid ?? 0,
+    exited,
     stop: () => stopChild(child),
   };
 }

@@ -23,7 +23,15 @@ beforeAll(async () => {
 afterAll(() => rm(dataDir, { recursive: true, force: true }));
 
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir };
+  return cliIn(dataDir, ...args);
+}
+
+/** The CLI on the data directory `directory`. */
+function cliIn(
+  directory: string,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: directory };
   delete env.MONGODB_URI;
   return new Promise((resolve) => {
     execFile(
@@ -125,6 +133,59 @@ describe('embedded database', () => {
     }
   });
 
+  it('stops the server with status 1 and an error line when its FerretDB dies', async () => {
+    const directory = await mkdtemp(path.join(os.tmpdir(), 'flueag-lost-'));
+    try {
+      const server = startProvider(directory, 0, { LOG_LEVEL: 'info', DEMO_SEED: 'false' });
+      await waitForOutput(server.output, /"event":"server.started"/);
+      const record = await waitForRecord(directory);
+      process.kill(record.ferretdbPid, 'SIGKILL');
+
+      expect(await server.exited).toBe(1);
+      const lines = server
+        .output()
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(lines.find((line) => line.event === 'database.embedded_exited')).toMatchObject({
+        level: 50,
+        ferretdb_pid: record.ferretdbPid,
+        signal: 'SIGKILL',
+      });
+      // It let go of the data directory: the next process starts a FerretDB of its own.
+      await expect(readFile(instanceFile(directory), 'utf8')).rejects.toThrow(/ENOENT/);
+      const database = await openEmbeddedDatabase(directory, 'cli');
+      const connection = await mongoose.createConnection(database.uri).asPromise();
+      expect((await connection.db!.command({ ping: 1 })).ok).toBe(1);
+      await connection.close();
+      await database.release();
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('tells a CLI command at once that the recorded FerretDB is not running', async () => {
+    const directory = await mkdtemp(path.join(os.tmpdir(), 'flueag-gone-'));
+    const owner = await openEmbeddedDatabase(directory, 'server');
+    try {
+      const record = await waitForRecord(directory);
+      process.kill(record.ferretdbPid, 'SIGKILL');
+      await owner.lost;
+
+      const started = Date.now();
+      const command = await cliIn(directory, 'audit', 'verify');
+      expect(command.code).toBe(1);
+      expect(command.stderr).toContain(
+        `its FerretDB (pid ${record.ferretdbPid}) has exited, but flueag-idp process ${process.pid}`,
+      );
+      expect(command.stderr).not.toMatch(/stayed locked/);
+      expect(Date.now() - started).toBeLessThan(20_000);
+    } finally {
+      await owner.release();
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
   it('seeds the demo only once the server listens, so no printed password is lost', async () => {
     const directory = await mkdtemp(path.join(os.tmpdir(), 'flueag-busy-'));
     const blocker = net.createServer();
@@ -149,7 +210,7 @@ describe('embedded database', () => {
 });
 
 /** `npm start` in `directory` on `port`, with its exit status and everything it printed. */
-function startProvider(directory: string, port: number) {
+function startProvider(directory: string, port: number, extra: Record<string, string> = {}) {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DATA_DIR: directory,
@@ -159,6 +220,7 @@ function startProvider(directory: string, port: number) {
     LOG_LEVEL: 'warn',
     // Any free port: another installation on this machine may hold the default.
     METRICS_PORT: '0',
+    ...extra,
   };
   delete env.MONGODB_URI;
   const child = spawn(process.execPath, [path.join(root, 'src/main.ts')], { env, cwd: root });
@@ -178,6 +240,14 @@ async function waitForRecord(directory: string): Promise<{ ferretdbPid: number }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error('FerretDB did not start');
+}
+
+async function waitForOutput(output: () => string, pattern: RegExp): Promise<void> {
+  for (let attempt = 0; attempt < 600; attempt += 1) {
+    if (pattern.test(output())) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`never printed ${pattern}: ${output()}`);
 }
 
 function isRunning(pid: number): boolean {
