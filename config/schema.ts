@@ -3,6 +3,8 @@
  * bounds. `src/config.ts` builds the validated object from this at start; nothing else reads
  * `process.env`.
  */
+import { isIPv4 } from 'node:net';
+
 import { z } from 'zod';
 
 const positiveInt = z.coerce.number().int().positive();
@@ -10,11 +12,25 @@ const flag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => ['true', '1', 'yes'].includes(value));
 
+/**
+ * An address or host name to listen on. A value of digits and dots is taken for an IPv4
+ * address and must be one: `999.1.1.1` would otherwise be looked up as a host name. Whether
+ * a name resolves is known only when the server listens (`src/failures.ts` names the
+ * variable then).
+ */
+const listenHost = z
+  .string()
+  .min(1)
+  .refine(
+    (value) => !/^[0-9.]+$/.test(value) || isIPv4(value),
+    'must be a valid IP address or a host name',
+  );
+
 /** Environment variables and the schema of their values. Absent means "use the default". */
 export const environmentSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
-  HOST: z.string().min(1).default('0.0.0.0'),
-  ISSUER: z.url({ protocol: /^https?$/ }).optional(),
+  HOST: listenHost.default('0.0.0.0'),
+  ISSUER: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).optional(),
   MONGODB_URI: z
     .string()
     .regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://')
@@ -65,10 +81,12 @@ export const environmentSchema = z.object({
   // otherwise, so that /metrics never reaches the internet through the proxy by accident.
   METRICS_PORT: z
     .string()
-    .regex(/^(off|[0-9]{1,5})$/, 'must be a port number (0 = any free port) or off')
-    .refine((value) => value === 'off' || Number(value) <= 65535, 'must be at most 65535')
+    .refine(
+      (value) => value === 'off' || (/^[0-9]{1,5}$/.test(value) && Number(value) <= 65535),
+      'must be a port number from 0 (any free port) to 65535, or off',
+    )
     .default('9464'),
-  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  METRICS_HOST: listenHost.default('127.0.0.1'),
   METRICS_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
 });
 

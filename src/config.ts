@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import type { z } from 'zod';
+
 import { environmentSchema, fileVariables } from '../config/schema.ts';
 
 export interface Config {
@@ -68,18 +70,49 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/**
+ * The error of a listener that cannot start, as one line naming the variables to change
+ * (`names`: HOST and PORT, or METRICS_HOST and METRICS_PORT); other errors as they are.
+ */
+export function listenFailure(
+  error: NodeJS.ErrnoException,
+  names: { host: string; port: string },
+  host: string,
+  port: number,
+): Error {
+  const problem =
+    error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN' || error.code === 'EAI_NONAME'
+      ? `${names.host}: ${host} is no address and no host name that resolves (${error.code})`
+      : error.code === 'EADDRNOTAVAIL'
+        ? `${names.host}: ${host} is not an address of this machine`
+        : error.code === 'EADDRINUSE'
+          ? `${names.port}: port ${port} is already in use on ${host}; set ${names.port} to a free port`
+          : error.code === 'EACCES'
+            ? `${names.port}: port ${port} needs privileges this process lacks; choose a port above 1023`
+            : undefined;
+  return problem === undefined ? error : new ConfigError(`invalid configuration: ${problem}`);
+}
+
 /** Validates `env` (by default the process environment) and returns the configuration. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // An empty variable is refused rather than taken for unset: `PORT=` in a unit file or an
+  // env file is a mistake more often than a wish for the default.
+  const empty = Object.entries(env)
+    .filter(([name, value]) => value === '' && knownVariables.has(name))
+    .map(([name]) => `${name}: is empty; give it a value, or unset it to use the default`);
   const present = withFileVariables(
     Object.fromEntries(
       Object.entries(env).filter(([, value]) => value !== undefined && value !== ''),
     ) as Record<string, string>,
   );
-  const parsed = environmentSchema.safeParse(present);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map(
-      (issue) => `${issue.path.join('.')}: ${issue.message}`,
-    );
+  const parsed = environmentSchema.safeParse(present, { error: plainMessage });
+  const problems = [
+    ...empty,
+    ...(parsed.error?.issues ?? [])
+      .filter((issue) => !empty.some((line) => line.startsWith(`${String(issue.path[0])}:`)))
+      .map((issue) => `${issue.path.join('.')}: ${issue.message}`),
+  ];
+  if (problems.length > 0 || !parsed.success) {
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
 
@@ -164,6 +197,44 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       token: e.METRICS_TOKEN,
     },
   };
+}
+
+const knownVariables = new Set([
+  ...Object.keys(environmentSchema.shape),
+  ...fileVariables.map((name) => `${name}_FILE`),
+]);
+
+/**
+ * The wording of zod's own messages for the checks the schema uses, in the words of the
+ * configuration table; messages the schema spells out itself are kept.
+ */
+function plainMessage(issue: z.core.$ZodRawIssue): string | undefined {
+  const bound = (value: unknown, inclusive: boolean | undefined, step: number) =>
+    inclusive === false ? Number(value) + step : Number(value);
+  switch (issue.code) {
+    case 'invalid_type':
+      return issue.expected === 'number' || issue.expected === 'int'
+        ? 'must be a whole number'
+        : undefined;
+    case 'too_small':
+      return issue.origin === 'number'
+        ? `must be at least ${bound(issue.minimum, issue.inclusive, 1)}`
+        : `must be at least ${Number(issue.minimum)} characters`;
+    case 'too_big':
+      return issue.origin === 'number'
+        ? `must be at most ${bound(issue.maximum, issue.inclusive, -1)}`
+        : `must be at most ${Number(issue.maximum)} characters`;
+    case 'invalid_value':
+      return `must be one of ${issue.values.map(String).join(', ')}`;
+    case 'invalid_format':
+      return issue.format === 'url'
+        ? 'must be an absolute URL'
+        : issue.format === 'email'
+          ? 'must be an e-mail address'
+          : undefined;
+    default:
+      return undefined;
+  }
 }
 
 /**

@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 
 import type Provider from 'oidc-provider';
 
+import { listenFailure } from './config.ts';
 import { Housekeeping } from './db/housekeeping.ts';
 import { mountHttp } from './http/app.ts';
 import { translator, Views } from './http/views.ts';
@@ -198,7 +199,6 @@ export async function startServer(
     config.auditRetentionDays,
     log,
   );
-  housekeeping.start();
 
   const server = http.createServer((request, response) => app.handle(request, response));
   server.headersTimeout = 20_000;
@@ -208,11 +208,12 @@ export async function startServer(
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
-  }).catch(async (error: unknown) => {
-    housekeeping.stop();
+  }).catch(async (error: NodeJS.ErrnoException) => {
     await metrics?.close();
-    throw error;
+    throw listenFailure(error, { host: 'HOST', port: 'PORT' }, options.host, options.port);
   });
+  // Only once the server listens: a start that fails leaves no cleaning run behind.
+  housekeeping.start();
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const url = `http://${options.host === '0.0.0.0' ? 'localhost' : options.host}:${port}`;

@@ -8,7 +8,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 
-import { ConfigError } from '../config.ts';
+import { ConfigError, listenFailure } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -39,7 +39,12 @@ export async function startMetricsListener(
           ? new ConfigError(
               `METRICS_PORT ${options.port} is already in use; set METRICS_PORT to a free port or off`,
             )
-          : error,
+          : listenFailure(
+              error,
+              { host: 'METRICS_HOST', port: 'METRICS_PORT' },
+              options.host,
+              options.port,
+            ),
       ),
     );
     server.listen(options.port, options.host, () => resolve());

@@ -194,7 +194,7 @@ describe('embedded database', () => {
     try {
       const server = startProvider(directory, busyPort);
       expect(await server.exited).toBe(1);
-      expect(server.output()).toMatch(/the port is already in use/);
+      expect(server.output()).toMatch(/PORT: port \d+ is already in use/);
       expect(server.output()).not.toMatch(/Einmal-Kennwort/);
 
       const database = await openEmbeddedDatabase(directory, 'cli');

@@ -39,6 +39,8 @@ function run(entry: string[], env: Record<string, string>) {
   return { child, exited, stdout: () => stdout, stderr: () => stderr };
 }
 
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 async function waitFor(url: string): Promise<Response> {
   for (let attempt = 0; attempt < 200; attempt += 1) {
     const response = await fetch(url).catch(() => undefined);
@@ -98,6 +100,32 @@ describe('entry point', () => {
       'flueag-idp: invalid configuration: TRUST_PROXY: must be false, true or the number of trusted proxy hops\n',
     );
     expect(server.stdout()).toBe('');
+  });
+
+  it.each([
+    ['HOST', 'foo.invalid', 'HOST: foo.invalid is no address and no host name that resolves'],
+    [
+      'METRICS_HOST',
+      'foo.invalid',
+      'METRICS_HOST: foo.invalid is no address and no host name that resolves',
+    ],
+    ['METRICS_HOST', '999.1.1.1', 'METRICS_HOST: must be a valid IP address or a host name'],
+    ['PORT', 'abc', 'PORT: must be a whole number'],
+    ['PORT', '', 'PORT: is empty; give it a value, or unset it to use the default'],
+  ])('stops at %s=%s with one line naming the variable', async (name, value, problem) => {
+    const port = await freePort();
+    const server = run(['src/main.ts'], {
+      ...composeEnvironment(),
+      MONGODB_URI: `${process.env.FLUEAG_TEST_MONGODB}${newDatabaseName()}`,
+      DATA_DIR: dataDir,
+      PORT: String(port),
+      METRICS_PORT: '0',
+      [name]: value,
+    });
+    expect(await server.exited).toBe(1);
+    expect(server.stderr()).toMatch(
+      new RegExp(`^flueag-idp: invalid configuration: ${escape(problem)}[^\n]*\n$`),
+    );
   });
 
   it('has the operator CLI that the image links as flueag-idp', async () => {

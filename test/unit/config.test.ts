@@ -51,6 +51,42 @@ describe('configuration', () => {
     }
   });
 
+  it.each([
+    [{ PORT: 'abc' }, 'PORT: must be a whole number'],
+    [{ PORT: '70000' }, 'PORT: must be at most 65535'],
+    [{ PORT: '' }, 'PORT: is empty; give it a value, or unset it to use the default'],
+    [
+      { METRICS_PORT: 'foo' },
+      'METRICS_PORT: must be a port number from 0 (any free port) to 65535, or off',
+    ],
+    [
+      { METRICS_PORT: '99999' },
+      'METRICS_PORT: must be a port number from 0 (any free port) to 65535, or off',
+    ],
+    [{ METRICS_HOST: '999.1.1.1' }, 'METRICS_HOST: must be a valid IP address or a host name'],
+    [{ HOST: '' }, 'HOST: is empty; give it a value, or unset it to use the default'],
+    [
+      { MONGODB_URI_FILE: '' },
+      'MONGODB_URI_FILE: is empty; give it a value, or unset it to use the default',
+    ],
+    [{ KEYS_PUBLISH_SECONDS: '0' }, 'KEYS_PUBLISH_SECONDS: must be at least 1'],
+    [
+      { LOG_LEVEL: 'loud' },
+      'LOG_LEVEL: must be one of trace, debug, info, warn, error, fatal, silent',
+    ],
+  ])('refuses %j with exactly one clear problem', (env, problem) => {
+    expect(() => loadConfig(env)).toThrow(new ConfigError(`invalid configuration: ${problem}`));
+  });
+
+  it('ignores empty variables it does not know', () => {
+    expect(loadConfig({ EDITOR: '' }).port).toBe(3000);
+  });
+
+  it('accepts IPv4 and IPv6 addresses and host names to listen on', () => {
+    expect(loadConfig({ HOST: '127.0.0.1', METRICS_HOST: '::1' }).metrics.host).toBe('::1');
+    expect(loadConfig({ METRICS_HOST: 'localhost' }).metrics.host).toBe('localhost');
+  });
+
   it('does not seed the demo on a configured database unless asked to', () => {
     expect(loadConfig({ MONGODB_URI: 'mongodb://db.example/flueag' }).seedDemo).toBe(false);
     expect(
