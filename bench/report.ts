@@ -106,3 +106,64 @@ export function markdown(result: BenchResult): string {
     '',
   ].join('\n');
 }
+
+/**
+ * The rows of the parts that ran (`npm run bench -- --only …`), and the ratio of a target
+ * when both of its sides ran.
+ */
+export function partialMarkdown(result: Partial<BenchResult>): string {
+  const rows: string[] = [];
+  if (result.argon2)
+    rows.push(throughputRow('argon2id verification (ceiling, all cores)', result.argon2));
+  for (const run of result.signIns ?? [])
+    rows.push(throughputRow('full sign-in (authorize → form → code → token)', run));
+  if (result.tokens) rows.push(throughputRow('refresh-token grant', result.tokens.refresh));
+  if (result.bareRefresh)
+    rows.push(
+      throughputRow('refresh-token grant, bare oidc-provider (memory adapter)', result.bareRefresh),
+    );
+  if (result.tokens)
+    rows.push(
+      throughputRow('introspection', result.tokens.introspection),
+      throughputRow('userinfo', result.tokens.userinfo),
+    );
+  const ratios: string[] = [];
+  if (result.argon2 && result.signIns) {
+    const best = Math.max(...result.signIns.map((run) => run.perSecond));
+    ratios.push(`full sign-ins / argon2 ceiling: ${percent(best / result.argon2.perSecond)}`);
+  }
+  if (result.tokens && result.bareRefresh) {
+    const ratio = result.tokens.refresh.perSecond / result.bareRefresh.perSecond;
+    ratios.push(`refresh grants / bare oidc-provider: ${percent(ratio)}`);
+  }
+  const latencies: string[] = [];
+  if (result.population)
+    latencies.push(
+      latencyRow('population: full sign-in', result.population.signIn),
+      latencyRow('population: admin list of one authority', result.population.adminList),
+    );
+  for (const [name, latency] of Object.entries(result.adminList?.cases ?? {}))
+    latencies.push(
+      latencyRow(`${result.adminList!.accounts.toLocaleString('en')} accounts: ${name}`, latency),
+    );
+  return [
+    ...(rows.length === 0
+      ? []
+      : [
+          '| operation | concurrency | per second | p50 ms | p99 ms | CPU s/op, node | CPU s/op, FerretDB | peak RSS MiB |',
+          '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+          ...rows,
+          '',
+        ]),
+    ...(latencies.length === 0
+      ? []
+      : [
+          '| request | runs | p50 ms | p95 ms | p99 ms | max ms |',
+          '| --- | ---: | ---: | ---: | ---: | ---: |',
+          ...latencies,
+          '',
+        ]),
+    ...ratios,
+    '',
+  ].join('\n');
+}

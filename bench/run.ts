@@ -1,6 +1,8 @@
 /**
  * `npm run bench`: starts its own FerretDB and server, measures, prints a table and writes
- * JSON and Markdown to bench/results/. `--profile smoke` is the small run of CI.
+ * JSON and Markdown to bench/results/. `--profile smoke` is the small run of CI. `--only`
+ * runs some of the parts, each on a server and database of its own, and prints their rows
+ * without writing results.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -10,12 +12,12 @@ import { Command, Option } from 'commander';
 
 import { loadConfig } from '../src/config.ts';
 import { startFerretDB } from '../src/db/ferretdb.ts';
-import { startTestServer } from '../test/support/server.ts';
+import { startTestServer, type TestServer } from '../test/support/server.ts';
 import { benchAdminList } from './admin-list.ts';
 import { benchArgon2 } from './argon2.ts';
 import { benchBareRefresh } from './bare.ts';
 import { benchPopulation } from './population.ts';
-import { markdown, type BenchResult } from './report.ts';
+import { markdown, partialMarkdown, type BenchResult } from './report.ts';
 import { benchSignIns } from './sign-in.ts';
 import { rssMiB, withCost } from './stats.ts';
 import { benchTokenEndpoints } from './tokens.ts';
@@ -37,15 +39,25 @@ const profiles = {
   },
 } as const;
 
+const parts = ['argon2', 'sign-ins', 'tokens', 'bare', 'population', 'admin-list'] as const;
+type Part = (typeof parts)[number];
+
 const program = new Command('bench')
   .addOption(
     new Option('--profile <name>', 'size of the run')
       .choices(Object.keys(profiles))
       .default('full'),
   )
-  .option('--out <dir>', 'where results go', path.join(import.meta.dirname, 'results'));
+  .option('--out <dir>', 'where results go', path.join(import.meta.dirname, 'results'))
+  .addOption(
+    new Option('--only <parts...>', 'run only these parts, each in isolation').choices(parts),
+  );
 program.parse();
-const { profile, out } = program.opts<{ profile: keyof typeof profiles; out: string }>();
+const { profile, out, only } = program.opts<{
+  profile: keyof typeof profiles;
+  out: string;
+  only?: Part[];
+}>();
 const settings = profiles[profile];
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'flueag-bench-'));
@@ -54,8 +66,15 @@ process.env.FLUEAG_TEST_MONGODB = ferretdb.uri;
 const progress = (step: string) => process.stderr.write(`bench: ${step}\n`);
 try {
   const config = loadConfig({ DATA_DIR: dir, METRICS_PORT: 'off' });
-  const { seconds } = settings;
+  await (only ? runParts(only, config.argon2) : runAll(config));
+} finally {
+  await ferretdb.stop();
+  await rm(dir, { recursive: true, force: true });
+}
 
+/** Every part in one run, the population on the throughput's server; writes the results. */
+async function runAll(config: ReturnType<typeof loadConfig>) {
+  const { seconds } = settings;
   progress('argon2id ceiling');
   const argon2 = await withCost(ferretdb.pid, () => benchArgon2(config.argon2, { seconds }));
 
@@ -120,7 +139,40 @@ try {
   await mkdir(out, { recursive: true });
   await writeFile(path.join(out, `${profile}.json`), `${JSON.stringify(result, null, 2)}\n`);
   await writeFile(path.join(out, `${profile}.md`), report);
-} finally {
-  await ferretdb.stop();
-  await rm(dir, { recursive: true, force: true });
+}
+
+/** The chosen parts, each on a fresh server and database; prints their rows. */
+async function runParts(chosen: Part[], argon2Settings: ReturnType<typeof loadConfig>['argon2']) {
+  const { seconds } = settings;
+  const result: Partial<BenchResult> = {};
+  const onFreshServer = async <T>(work: (test: TestServer) => Promise<T>) => {
+    const test = await startTestServer();
+    return work(test).finally(() => test.close());
+  };
+  for (const part of parts.filter((name) => chosen.includes(name))) {
+    progress(part);
+    if (part === 'argon2')
+      result.argon2 = await withCost(ferretdb.pid, () => benchArgon2(argon2Settings, { seconds }));
+    if (part === 'sign-ins')
+      result.signIns = await onFreshServer((test) =>
+        benchSignIns(test, ferretdb.pid, { concurrencies: settings.signInConcurrencies, seconds }),
+      );
+    if (part === 'tokens')
+      result.tokens = await onFreshServer((test) =>
+        benchTokenEndpoints(test, ferretdb.pid, {
+          concurrency: settings.tokenConcurrency,
+          seconds,
+        }),
+      );
+    if (part === 'bare')
+      result.bareRefresh = await benchBareRefresh(ferretdb.pid, {
+        concurrency: settings.tokenConcurrency,
+        seconds,
+      });
+    if (part === 'population')
+      result.population = await onFreshServer((test) => benchPopulation(test, settings.population));
+    if (part === 'admin-list')
+      result.adminList = await onFreshServer((test) => benchAdminList(test, settings.adminList));
+  }
+  process.stdout.write(`${partialMarkdown(result)}\n`);
 }

@@ -109,6 +109,8 @@ export interface FerretDBProcess {
   pid: number;
   /** Settles when the process exits, for whatever reason. */
   exited: Promise<FerretDBExit>;
+  /** FerretDB's debug listener on loopback: metrics and Go's pprof under /debug/pprof. */
+  debugUrl: string;
   stop(): Promise<void>;
 }
 
@@ -160,6 +162,7 @@ export async function startFerretDB(dir: string, port?: number): Promise<FerretD
     port: listenPort,
     pid: child.pid ?? 0,
     exited,
+    debugUrl: `http://127.0.0.1:${debugPort}`,
     stop: () => stopChild(child),
   };
 }
