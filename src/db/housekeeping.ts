@@ -6,7 +6,7 @@ import type { Db } from 'mongodb';
 
 import type { AuditTrail } from '../audit/trail.ts';
 import type { Logger } from '../log.ts';
-import { collectionName, providerModels } from '../oidc/adapter.ts';
+import { collectionName, providerModels, SESSION_UID_COLLECTION } from '../oidc/adapter.ts';
 
 const INTERVAL_MS = 5 * 60_000;
 
@@ -39,8 +39,9 @@ export class Housekeeping {
   }
 
   /**
-   * Deletes expired provider records, consumption markers, stale leases, ended console
-   * sessions, sign-in attempts older than the delay window and old audit events.
+   * Deletes expired provider records, consumption markers and session uid entries, stale
+   * leases, ended console sessions, sign-in attempts older than the delay window and old
+   * audit events.
    */
   async runOnce(now = new Date()): Promise<number> {
     let removed = 0;
@@ -49,7 +50,14 @@ export class Housekeeping {
       removed += (await this.#db.collection(collectionName(model)).deleteMany(expired))
         .deletedCount;
     }
-    for (const collection of ['oidc_consumption', 'leases', 'console_sessions', 'login_attempts']) {
+    const others = [
+      'oidc_consumption',
+      SESSION_UID_COLLECTION,
+      'leases',
+      'console_sessions',
+      'login_attempts',
+    ];
+    for (const collection of others) {
       removed += (await this.#db.collection(collection).deleteMany(expired)).deletedCount;
     }
     removed += await this.#audit.purgeOlderThan(this.#auditRetentionDays);
