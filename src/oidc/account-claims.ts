@@ -82,20 +82,43 @@ export class ProviderAccount {
  * such an account is treated as gone, so no token is ever issued to it. Deactivated and
  * retired accounts, and accounts of a deactivated tenant, are gone either way. A locked
  * account keeps what it already holds (design section 2).
+ *
+ * The account and its tenant are read once per request: the token endpoint asks for the
+ * account of one grant several times (the grant, the access token's claims, the ID token).
+ * Nothing is kept across requests, so a deactivation counts from the next request on.
  */
 export function accountFinder(accounts: AccountService, tenants: TenantDirectory) {
-  return async (
-    _ctx: KoaContextWithOIDC,
-    sub: string,
-    token?: unknown,
-  ): Promise<ProviderAccount | undefined> => {
+  const readInRequest = new WeakMap<object, Map<string, Promise<Loaded | undefined>>>();
+  const read = async (sub: string): Promise<Loaded | undefined> => {
     const account = await accounts.find(sub);
     if (!account || account.state !== 'active') return undefined;
     const tenant = await tenants.find(account.tenantId);
-    if (!tenant?.active) return undefined;
-
-    const passwordChangeRequired = accounts.requiresPasswordChange(account);
-    if (token !== undefined && passwordChangeRequired) return undefined;
-    return new ProviderAccount(account, tenant, passwordChangeRequired);
+    return tenant?.active ? { account, tenant } : undefined;
   };
+  const load = (ctx: object | undefined, sub: string) => {
+    if (!ctx) return read(sub);
+    let loaded = readInRequest.get(ctx);
+    if (!loaded) readInRequest.set(ctx, (loaded = new Map()));
+    let found = loaded.get(sub);
+    if (!found) loaded.set(sub, (found = read(sub)));
+    return found;
+  };
+
+  return async (
+    ctx: KoaContextWithOIDC | undefined,
+    sub: string,
+    token?: unknown,
+  ): Promise<ProviderAccount | undefined> => {
+    const found = await load(ctx, sub);
+    if (!found) return undefined;
+
+    const passwordChangeRequired = accounts.requiresPasswordChange(found.account);
+    if (token !== undefined && passwordChangeRequired) return undefined;
+    return new ProviderAccount(found.account, found.tenant, passwordChangeRequired);
+  };
+}
+
+interface Loaded {
+  account: Account;
+  tenant: Tenant;
 }
