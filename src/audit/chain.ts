@@ -4,8 +4,8 @@
  * that an edited, inserted or deleted event breaks the chain (BSI OPS.1.1.5, ASVS 5.0 16.4).
  *
  * Appending uses single-document atomic operations only (FerretDB has no transactions, and
- * its conditional updates are not isolated, see db/leases.ts): a writer reads the newest
- * event of the chain and inserts its event with the next sequence number; a unique index on
+ * its conditional updates are not isolated, see db/leases.ts): a writer reads where the
+ * chain stands and inserts its event with the next sequence number; a unique index on
  * (chain key, sequence) — the `_id` of its position document in `audit_chain` — lets exactly
  * one of two concurrent writers win, and the other reads
  * again and retries. Writers find the next position by `_id` look-ups, never by scanning
@@ -80,6 +80,17 @@ export interface ChainStore {
   positions: Collection<ChainPosition>;
 }
 
+/** Where the head says the chain stands; after a purge it may lag behind the purge mark. */
+async function headPosition(
+  store: ChainStore,
+  key: string,
+): Promise<{ seq: number; hash: string }> {
+  const head = await store.heads.findOne({ _id: key });
+  return head && head.purgedSeq > head.seq
+    ? { seq: head.purgedSeq, hash: head.purgedHash }
+    : { seq: head?.seq ?? 0, hash: head?.hash ?? GENESIS };
+}
+
 /**
  * The newest claimed position of a chain: the head is a hint that may lag behind (it is
  * updated after the claim), so the positions after it are probed by `_id`, which FerretDB
@@ -88,13 +99,9 @@ export interface ChainStore {
 async function newestPosition(
   store: ChainStore,
   key: string,
+  from?: { seq: number; hash: string },
 ): Promise<{ seq: number; hash: string }> {
-  const head = await store.heads.findOne({ _id: key });
-  // After a purge the head may lag behind the purge mark, whose positions are gone.
-  let newest =
-    head && head.purgedSeq > head.seq
-      ? { seq: head.purgedSeq, hash: head.purgedHash }
-      : { seq: head?.seq ?? 0, hash: head?.hash ?? GENESIS };
+  let newest = from ?? (await headPosition(store, key));
   for (;;) {
     const next = await store.positions.findOne({ _id: positionId(key, newest.seq + 1) });
     if (!next) return newest;
@@ -105,15 +112,19 @@ async function newestPosition(
 /**
  * Inserts `event` as the next link of its chain. The position is claimed first, by
  * inserting its document into `audit_chain` (of two writers exactly one succeeds; the other
- * reads again and retries), then the event is inserted with its link.
+ * reads again and retries), then the event is inserted with its link. The first claim goes
+ * right after the head without probing, since the insert itself tells whether that position
+ * is taken: the head is current unless another writer is between its claim and its head
+ * update, and probing reads `audit_chain`, whose look-ups by `_id` still grow with its size
+ * on FerretDB.
  */
 export async function appendLinked(
   store: ChainStore,
   event: Document & { tenantId: string | null },
 ): Promise<ChainLink> {
   const key = chainKey(event.tenantId);
+  let previous = await headPosition(store, key);
   for (let attempt = 0; attempt < 100; attempt += 1) {
-    const previous = await newestPosition(store, key);
     const link = { key, seq: previous.seq + 1, prev: previous.hash, hash: '' };
     const document = { ...event, chain: link };
     link.hash = linkHash(document);
@@ -126,9 +137,12 @@ export async function appendLinked(
       });
     } catch (error) {
       if ((error as { code?: number }).code !== 11000) throw error;
-      await new Promise((resolve) =>
-        setTimeout(resolve, Math.random() * 2 ** Math.min(attempt, 5)),
-      );
+      if (attempt > 0) {
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.random() * 2 ** Math.min(attempt, 5)),
+        );
+      }
+      previous = await newestPosition(store, key, attempt === 0 ? previous : undefined);
       continue;
     }
     await store.events.insertOne(document);
@@ -138,11 +152,15 @@ export async function appendLinked(
   throw new AppError(503, 'service.busy', { detail: `audit chain ${key} is contended` });
 }
 
-/** Moves the head forward; a lagging head is harmless (see newestPosition). */
+/**
+ * Moves the head forward. The update names the head by `_id` alone (any other filter makes
+ * FerretDB read every head); a writer that overtook another may so set it back by a link or
+ * two, which is harmless, because readers probe from the head onwards (see newestPosition).
+ */
 async function advanceHead(heads: Collection<ChainHead>, key: string, link: ChainLink) {
   await heads
     .updateOne(
-      { _id: key, seq: { $lt: link.seq } },
+      { _id: key },
       {
         $set: { seq: link.seq, hash: link.hash },
         $setOnInsert: { purgedSeq: 0, purgedHash: GENESIS },
@@ -150,7 +168,7 @@ async function advanceHead(heads: Collection<ChainHead>, key: string, link: Chai
       { upsert: true },
     )
     .catch((error: unknown) => {
-      // Another writer created the head first, or is ahead: both leave it right.
+      // Another writer created the head at the same moment; it is a hint, either is right.
       if ((error as { code?: number }).code !== 11000) throw error;
     });
 }

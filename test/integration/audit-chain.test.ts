@@ -83,6 +83,22 @@ describe('audit chain', () => {
     expect(await problems(tenantId)).toEqual([]);
   });
 
+  it('continues after a head that lags behind the newest event', async () => {
+    const tenantId = newTenant();
+    await record(tenantId, 3);
+    // As a writer leaves it that stopped between its claim and the head, or was overtaken.
+    await test.services.db
+      .collection<{ _id: string }>('audit_chain_heads')
+      .updateOne({ _id: tenantId }, { $set: { seq: 1, hash: (await chainOf(tenantId))[0]!.hash } });
+
+    await record(tenantId, 2);
+
+    const chain = await chainOf(tenantId);
+    expect(chain.map((link) => link.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(chain[3]!.prev).toBe(chain[2]!.hash);
+    expect(await problems(tenantId)).toEqual([]);
+  });
+
   it('notices an edited event, also when its own hash was recomputed', async () => {
     const tenantId = newTenant();
     await record(tenantId, 5);
