@@ -4,6 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 
+import { accountModel } from '../src/accounts/model.ts';
+import { UsernameIndex } from '../src/accounts/usernames.ts';
 import { asPage, Browser } from '../test/support/browser.ts';
 import { signInToConsole } from '../test/support/console.ts';
 import {
@@ -44,8 +46,8 @@ export const seededUsername = (index: number) => `person.${String(index).padStar
 
 /**
  * Stores accounts shaped like `template` (its password hash among them, so they sign in
- * with its password) in batches; with `lockedEvery`, every so many of them are locked.
- * Returns who was stored.
+ * with its password) in batches, with their username entries as the account service writes
+ * them; with `lockedEvery`, every so many of them are locked. Returns who was stored.
  */
 export async function seedAccounts(
   test: Installation,
@@ -70,10 +72,11 @@ export async function seedAccounts(
       };
     }),
   );
+  const usernames = new UsernameIndex(test.services.db, accountModel(test.services.connection));
   for (let start = 0; start < documents.length; start += BATCH) {
-    await test.services.db
-      .collection('accounts')
-      .insertMany(documents.slice(start, start + BATCH) as never[]);
+    const batch = documents.slice(start, start + BATCH);
+    await test.services.db.collection('accounts').insertMany(batch as never[]);
+    await usernames.recordMany(batch);
   }
   return documents.map(({ _id, tenantId, username }) => ({ accountId: _id, tenantId, username }));
 }

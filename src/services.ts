@@ -12,6 +12,7 @@ import { PasswordHasher } from './accounts/passwords.ts';
 import { AccountService } from './accounts/service.ts';
 import { SignIn } from './accounts/sign-in.ts';
 import { SignInThrottle } from './accounts/throttle.ts';
+import { UsernameIndex } from './accounts/usernames.ts';
 import { AdminService } from './admin/service.ts';
 import { AuditQuery } from './audit/query.ts';
 import { auditModel, type AuditTrail } from './audit/trail.ts';
@@ -152,8 +153,10 @@ async function wire(
   );
   const throttle = new SignInThrottle(db, config.throttle, now);
   await throttle.createIndexes();
+  const usernames = new UsernameIndex(db, models.accounts);
   const accounts = new AccountService({
     accounts: models.accounts,
+    usernames,
     leases,
     tenants,
     hasher,
@@ -166,6 +169,7 @@ async function wire(
   });
   const signIn = new SignIn({
     accounts: models.accounts,
+    usernames,
     leases,
     loginFailures: models.loginFailures,
     throttle,

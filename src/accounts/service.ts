@@ -27,6 +27,7 @@ import { preparePassword, usernameKey } from './normalize.ts';
 import { passwordProblems, type PasswordPolicySettings } from './password-policy.ts';
 import { generateInitialPassword, type PasswordHasher } from './passwords.ts';
 import { nameKey, type SignInThrottle } from './throttle.ts';
+import type { UsernameIndex } from './usernames.ts';
 
 export interface PasswordSettings extends PasswordPolicySettings {
   maxAgeDays: number;
@@ -47,6 +48,7 @@ export interface RevokeExceptions {
 
 interface AccountServiceDeps {
   accounts: AccountModel;
+  usernames: UsernameIndex;
   leases: Leases;
   tenants: TenantDirectory;
   hasher: PasswordHasher;
@@ -90,7 +92,7 @@ export class AccountService {
   }
 
   findByUsername(tenantId: string, username: string): Promise<Account | null> {
-    return this.#deps.accounts.findOne({ tenantId, usernameKey: usernameKey(username) }).lean();
+    return this.#deps.usernames.find({ tenantId, usernameKey: usernameKey(username) });
   }
 
   /** When the current password stops being accepted without a change. */
@@ -162,6 +164,8 @@ export class AccountService {
       permissions: account.permissions,
       roles: account.roles,
     });
+    // After the account and its event: without the entry the sign-in still finds it.
+    await this.#deps.usernames.record(account);
     return { account, initialPassword };
   }
 

@@ -1,6 +1,7 @@
 /**
- * Password sign-in: resolve the tenant, find the account, check the lock, verify the
- * password, count the failure or reset the counter. Every credential failure costs one
+ * Password sign-in: resolve the tenant, find the account (by its username entry,
+ * usernames.ts), check the lock, verify the password, count the failure or reset the
+ * counter. Every credential failure costs one
  * argon2 verification and answers alike; only the audit event says which failure it was.
  *
  * The check of one name runs under that name's lease (db/leases.ts): parallel attempts on
@@ -33,6 +34,7 @@ import { usernameKey } from './normalize.ts';
 import type { FailureFloor } from './failure-floor.ts';
 import { HashQueueFull, type PasswordHasher } from './passwords.ts';
 import { nameKey, type Admission, type SignInThrottle } from './throttle.ts';
+import { holds, type HeldName, type UsernameIndex } from './usernames.ts';
 
 export interface Credentials {
   tenant: string;
@@ -63,8 +65,12 @@ type Check =
       lockedNow?: boolean;
     };
 
+/** The account read under the lease does not hold the name its entry was found by. */
+const STALE_ENTRY = Symbol('stale username entry');
+
 interface SignInDeps {
   accounts: AccountModel;
+  usernames: UsernameIndex;
   leases: Leases;
   loginFailures: LoginFailureModel;
   throttle: SignInThrottle;
@@ -98,18 +104,28 @@ export class SignIn {
   }
 
   async #attempt(credentials: Credentials, context: RequestContext): Promise<SignInResult> {
-    const { accounts, tenants } = this.#deps;
+    const { tenants, usernames } = this.#deps;
     const tenant = await tenants.resolve(credentials.tenant);
     const key = usernameKey(credentials.username);
     const tenantScope = tenant?._id ?? `?${credentials.tenant.trim().toLowerCase()}`;
     const target = { username: credentials.username.slice(0, 64), tenantId: tenant?._id ?? null };
     return this.#throttled(tenantScope, key, context, target, async () => {
-      const account = tenant?.active
-        ? ((await accounts.findOne({ tenantId: tenant._id, usernameKey: key }).lean()) ?? undefined)
-        : undefined;
+      if (!tenant?.active) return this.#unknown(credentials, tenant, key, context);
+      const name = { tenantId: tenant._id, usernameKey: key };
 
-      if (!tenant || !account) return this.#unknown(credentials, tenant, key, context);
-      const result = await this.#verifyAccount(account, credentials.password, context);
+      let accountId = await usernames.accountId(name);
+      let result =
+        accountId &&
+        (await this.#verifyAccount(accountId, credentials.password, context, { name }));
+      if (result === STALE_ENTRY) {
+        accountId = (await usernames.search(name, true))?._id;
+        result =
+          accountId &&
+          (await this.#verifyAccount(accountId, credentials.password, context, { name }));
+      }
+
+      if (!result || result === STALE_ENTRY)
+        return this.#unknown(credentials, tenant, key, context);
       return result.kind === 'success' ? { ...result, tenant } : result;
     });
   }
@@ -128,7 +144,10 @@ export class SignIn {
       account.usernameKey,
       context,
       { accountId: account._id, username: account.username, tenantId: account.tenantId },
-      () => this.#verifyAccount(account, password, context),
+      async () => {
+        const verified = await this.#verifyAccount(account._id, password, context, { account });
+        return verified === STALE_ENTRY ? ({ kind: 'invalid' } as const) : verified;
+      },
     );
     return result.kind;
   }
@@ -182,11 +201,25 @@ export class SignIn {
     return result;
   }
 
-  async #verifyAccount(account: Account, password: string, context: RequestContext) {
-    const check = await this.#deps.leases.run(`account:${account._id}`, () =>
-      this.#check(account._id, password),
+  /**
+   * Checks `accountId` under its lease and records the outcome. A sign-in found it by a
+   * username (`name`): when the account does not hold that name, nothing is checked. A
+   * signed-in `account` is checked as it stands.
+   */
+  async #verifyAccount(
+    accountId: string,
+    password: string,
+    context: RequestContext,
+    by: { name: HeldName } | { account: Account },
+  ): Promise<Check['result'] | typeof STALE_ENTRY> {
+    const name = 'name' in by ? by.name : undefined;
+    const checked = await this.#deps.leases.run(`account:${accountId}`, () =>
+      this.#check(accountId, password, name),
     );
-    const target = { accountId: account._id, username: account.username };
+    if (checked === STALE_ENTRY) return STALE_ENTRY;
+    const { check } = checked;
+    const account = checked.account ?? ('account' in by ? by.account : null);
+    const target = { accountId, username: account?.username ?? null };
     const record = (
       action: string,
       outcome: 'success' | 'failure',
@@ -194,7 +227,7 @@ export class SignIn {
       details?: object,
     ) =>
       this.#deps.audit.record(context, {
-        tenantId: account.tenantId,
+        tenantId: account?.tenantId ?? null,
         action,
         outcome,
         target,
@@ -217,14 +250,24 @@ export class SignIn {
   }
 
   /** One check of one account; the caller holds the account's lease. */
-  async #check(accountId: string, password: string): Promise<Check> {
-    const { accounts, hasher, lockout, now } = this.#deps;
-    const at = now();
+  async #check(
+    accountId: string,
+    password: string,
+    name: HeldName | undefined,
+  ): Promise<{ account: Account | null; check: Check } | typeof STALE_ENTRY> {
+    const { accounts, hasher } = this.#deps;
     const account = await accounts.findById(accountId).lean();
+    if (name && !(account && holds(account, name))) return STALE_ENTRY;
     if (!account) {
       await hasher.verifyNothing(password);
-      return { result: { kind: 'invalid' }, reason: 'unknown_account' };
+      return { account, check: { result: { kind: 'invalid' }, reason: 'unknown_account' } };
     }
+    return { account, check: await this.#checkPassword(account, password) };
+  }
+
+  async #checkPassword(account: Account, password: string): Promise<Check> {
+    const { accounts, hasher, lockout, now } = this.#deps;
+    const at = now();
     await clearExpiredLock(accounts.collection, account, lockout, at);
 
     if (isLocked(account.lockout, lockout, at)) {

@@ -138,4 +138,47 @@ describe('usernames', () => {
       await test.services.db.collection('accounts').countDocuments({ tenantId: tenant.id }),
     ).toBe(1);
   });
+
+  describe('entries by username', () => {
+    const entries = () =>
+      test.services.db.collection<{ _id: string; accountId: string }>('usernames');
+
+    it('signs in an account stored without its entry and enters it, as after a crash between the writes', async () => {
+      const tenant = await createTenant(test);
+      const person = await createAccount(test, tenant.id, { username: 'Ohne.Eintrag' });
+      await entries().deleteMany({ accountId: person.account._id });
+
+      expect(await signInAs(person, 'ohne.eintrag')).toBe(person.account._id);
+
+      expect(await entries().findOne({ accountId: person.account._id })).toEqual({
+        _id: `${tenant.id}/ohne.eintrag`,
+        accountId: person.account._id,
+      });
+    });
+
+    it('does not follow an entry that names another account', async () => {
+      const tenant = await createTenant(test);
+      const holder = await createAccount(test, tenant.id, { username: 'echt' });
+      const intruder = await createAccount(test, tenant.id, { username: 'fremd' });
+      await entries().updateOne(
+        { _id: `${tenant.id}/echt` },
+        { $set: { accountId: intruder.account._id } },
+      );
+
+      const { browser, login } = await openSignIn(client);
+      const refused = await browser.submit(
+        login,
+        { tenant: tenant.id, username: 'echt', password: intruder.password },
+        client.redirectUri,
+      );
+      expect(refused).not.toBeInstanceOf(URL);
+      expect(await signInAs(holder, 'echt')).toBe(holder.account._id);
+      expect((await test.services.accounts.findByUsername(tenant.id, 'echt'))?._id).toBe(
+        holder.account._id,
+      );
+      expect((await entries().findOne({ _id: `${tenant.id}/echt` }))?.accountId).toBe(
+        holder.account._id,
+      );
+    });
+  });
 });
