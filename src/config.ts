@@ -66,6 +66,9 @@ export interface Config {
   metrics: { port: number | undefined; host: string; token: string | undefined };
 }
 
+/** Where the product is installed: the folder of package.json. */
+const installationDirectory = path.resolve(import.meta.dirname, '..');
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -117,7 +120,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
 
   const e = parsed.data;
-  const dataDir = path.resolve(e.DATA_DIR);
+  // The default is tied to the installation, not to the working directory: a CLI command
+  // run from elsewhere must find the server's database rather than start an empty one.
+  const dataDir =
+    e.DATA_DIR === undefined ? path.join(installationDirectory, 'var') : path.resolve(e.DATA_DIR);
   const issuer = (e.ISSUER ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '');
   const trustedProxyHops =
     e.TRUST_PROXY === 'false' ? 0 : e.TRUST_PROXY === 'true' ? 1 : Number(e.TRUST_PROXY);
@@ -126,6 +132,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     // would lack `Secure` and its endpoints would not know they are reached over TLS.
     throw new ConfigError(
       'invalid configuration: ISSUER is https but TRUST_PROXY is false; run behind the TLS proxy and set TRUST_PROXY to its number of hops',
+    );
+  }
+
+  if (e.SESSION_IDLE_SECONDS > e.SESSION_TTL_SECONDS) {
+    throw new ConfigError(
+      'invalid configuration: SESSION_IDLE_SECONDS must not exceed SESSION_TTL_SECONDS, the absolute lifetime of a session',
+    );
+  }
+
+  if (e.SIGNIN_DELAY_BASE_MS > e.SIGNIN_DELAY_MAX_SECONDS * 1000) {
+    throw new ConfigError(
+      'invalid configuration: SIGNIN_DELAY_BASE_MS must not exceed SIGNIN_DELAY_MAX_SECONDS, the longest delay',
+    );
+  }
+
+  if (e.METRICS_PORT !== 'off' && Number(e.METRICS_PORT) === e.PORT) {
+    throw new ConfigError(
+      'invalid configuration: METRICS_PORT: must differ from PORT; /metrics has a listener of its own',
     );
   }
 
@@ -238,7 +262,7 @@ function plainMessage(issue: z.core.$ZodRawIssue): string | undefined {
 }
 
 /**
- * Replaces `<NAME>_FILE` by the content of that file (without the final line break), so a
+ * Replaces `<NAME>_FILE` by the content of that file (without trailing white space), so a
  * credential can come from a mounted secret instead of the process environment, which
  * `docker inspect` and `/proc/<pid>/environ` show.
  */
@@ -250,7 +274,8 @@ function withFileVariables(env: Record<string, string>): Record<string, string> 
     if (env[name] !== undefined)
       throw new ConfigError(`invalid configuration: set either ${name} or ${name}_FILE, not both`);
     try {
-      result[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      // Editors and `echo` add line breaks; no credential ends in white space.
+      result[name] = readFileSync(file, 'utf8').replace(/\s+$/, '');
     } catch (error) {
       throw new ConfigError(
         `invalid configuration: ${name}_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,

@@ -172,7 +172,6 @@ export async function startServer(
 ): Promise<RunningServer> {
   const { config, log } = services;
   const views = new Views({ support: config.support });
-  await ensureConsoleClient(services.clients, config.issuer);
   let app = buildApp(services, views, services.keys, options);
   const keyFile = new KeyFileWatch({
     file: config.keysFile,
@@ -212,7 +211,10 @@ export async function startServer(
     await metrics?.close();
     throw listenFailure(error, { host: 'HOST', port: 'PORT' }, options.host, options.port);
   });
-  // Only once the server listens: a start that fails leaves no cleaning run behind.
+  // Only once the server listens: a start that fails changes nothing in the database (the
+  // console client would follow a port that another server holds) and leaves no cleaning
+  // run behind.
+  await ensureConsoleClient(services.clients, config.issuer);
   housekeeping.start();
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;

@@ -19,8 +19,14 @@ import { auditModel, type AuditTrail } from './audit/trail.ts';
 import type { Config } from './config.ts';
 import { ConsoleSessions } from './console/sessions.ts';
 import { connect, ping } from './db/connection.ts';
-import { openEmbeddedDatabase, type EmbeddedDatabase, type Role } from './db/embedded.ts';
+import {
+  EmbeddedDatabaseError,
+  openEmbeddedDatabase,
+  type EmbeddedDatabase,
+  type Role,
+} from './db/embedded.ts';
 import { Leases } from './db/leases.ts';
+import { isUnreachableDatabase } from './failures.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import type { Logger } from './log.ts';
 import { MeteredAuditTrail } from './metrics/audit.ts';
@@ -64,15 +70,24 @@ export async function openConfiguredServices(
   lifecycle: Lifecycle,
   role: Role,
 ): Promise<Services> {
-  let uri = config.mongodbUri;
-  if (uri === undefined) {
-    const database = await lifecycle.open(openEmbeddedDatabase(config.dataDir, role), (opened) =>
-      opened.release(),
+  if (config.mongodbUri !== undefined)
+    return lifecycle.open(openServices(config, log, config.mongodbUri), (services) =>
+      services.close(),
     );
-    void database.lost.then((exit) => stopOnLostDatabase(exit, log, lifecycle));
-    uri = database.uri;
-  }
-  return lifecycle.open(openServices(config, log, uri), (services) => services.close());
+
+  const database = await lifecycle.open(openEmbeddedDatabase(config.dataDir, role), (opened) =>
+    opened.release(),
+  );
+  void database.lost.then((exit) => stopOnLostDatabase(exit, log, lifecycle));
+  const services = openServices(config, log, database.uri).catch((error: unknown) => {
+    // The failure is about the embedded FerretDB, not about a MONGODB_URI nobody set.
+    if (isUnreachableDatabase(error))
+      throw new EmbeddedDatabaseError(
+        `cannot reach the embedded database of ${config.dataDir} (FerretDB at ${database.uri}): ${(error as Error).message}`,
+      );
+    throw error;
+  });
+  return lifecycle.open(services, (opened) => opened.close());
 }
 
 /**

@@ -2,13 +2,14 @@
  * `flueag-idp keys …`: the key file's keys and their rotation in three steps (see
  * oidc/key-rotation.ts). The commands work on the key file alone, not on the database.
  */
-import { access, mkdir } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { Command } from 'commander';
 import lockfile from 'proper-lockfile';
 
 import { loadConfig, type Config } from '../config.ts';
+import { makeDirectory } from '../files.ts';
 import {
   activateKeys,
   describeKeys,
@@ -168,7 +169,7 @@ async function changeKeys(
 ): Promise<void> {
   const config = loadConfig();
   const file = config.keysFile;
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await makeDirectory(path.dirname(file), 0o700);
   const release = await lockfile.lock(file, {
     realpath: false,
     retries: { retries: 20, minTimeout: 50, maxTimeout: 500 },

@@ -5,11 +5,12 @@
  * lock on `ferretdb/` for as long as it runs and records the instance in
  * `ferretdb/instance.json`; later processes reuse that instance or wait for it to go.
  */
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import lockfile from 'proper-lockfile';
 
+import { makeDirectory } from '../files.ts';
 import { startFerretDB, type FerretDBExit, type FerretDBProcess } from './ferretdb.ts';
 
 export type Role = 'server' | 'cli';
@@ -52,7 +53,7 @@ const LOST_GRACE_MS = 3_000;
 export async function openEmbeddedDatabase(dataDir: string, role: Role): Promise<EmbeddedDatabase> {
   const dir = path.join(dataDir, 'ferretdb');
   const recordFile = path.join(dir, 'instance.json');
-  await mkdir(dir, { recursive: true });
+  await makeDirectory(dir);
 
   const deadline = Date.now() + WAIT_MS;
   let lostSince: number | undefined;

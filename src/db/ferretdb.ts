@@ -10,6 +10,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
+import { makeDirectory } from '../files.ts';
+
 const run = promisify(execFile);
 
 export const FERRETDB_MODULE = 'github.com/FerretDB/FerretDB';
@@ -128,8 +130,8 @@ export async function startFerretDB(dir: string, port?: number): Promise<FerretD
   const binary = await ensureFerretDB((message) => process.stderr.write(`${message}\n`));
   const dataDir = path.join(dir, 'data');
   const stateDir = path.join(dir, 'state');
-  await mkdir(dataDir, { recursive: true });
-  await mkdir(stateDir, { recursive: true });
+  await makeDirectory(dataDir);
+  await makeDirectory(stateDir);
 
   const listenPort = port ?? (await freePort());
   const debugPort = await freePort();

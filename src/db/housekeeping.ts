@@ -26,9 +26,11 @@ export class Housekeeping {
 
   start(): void {
     const tick = () =>
-      void this.runOnce().catch((error: unknown) =>
-        this.#log.warn({ err: error, event: 'housekeeping.failed' }, 'housekeeping failed'),
-      );
+      void this.runOnce().catch((error: unknown) => {
+        // A run that the closing database connection cut short is no failure.
+        if (this.#timer === undefined) return;
+        this.#log.warn({ err: error, event: 'housekeeping.failed' }, 'housekeeping failed');
+      });
     tick();
     this.#timer = setInterval(tick, INTERVAL_MS);
     this.#timer.unref();
@@ -36,6 +38,7 @@ export class Housekeeping {
 
   stop(): void {
     clearInterval(this.#timer);
+    this.#timer = undefined;
   }
 
   /**

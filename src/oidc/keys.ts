@@ -11,10 +11,12 @@
  * - `retired`: signs nothing, still verifies what it signed until that has expired.
  */
 import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { z } from 'zod';
+
+import { describeFileError, makeDirectory } from '../files.ts';
 
 export const keyStates = ['staged', 'signing', 'retired'] as const;
 export type KeyState = (typeof keyStates)[number];
@@ -94,9 +96,14 @@ export async function loadKeyMaterial(file: string, create: boolean): Promise<Ke
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new KeyFileError(
+        `cannot read the key file ${file}: ${describeFileError(error, 'read')}`,
+      );
     if (!create) throw new KeyFileError(`KEYS_FILE ${file} does not exist`);
-    return (await createKeyMaterial(file)) ?? loadKeyMaterial(file, false);
+    // Read back as every later reader (the key file watch) reads it, also after creating it.
+    await createKeyMaterial(file);
+    return loadKeyMaterial(file, false);
   }
   return parseKeyMaterial(text, file);
 }
@@ -174,23 +181,20 @@ function fromLegacy(legacy: z.infer<typeof legacyKeyFileSchema>): KeyMaterial {
 }
 
 /**
- * Creates the key file unless another process got there first, in which case it returns
- * undefined and the caller reads that process's keys. Servers that share a data directory
+ * Creates the key file unless another process got there first, whose keys the caller then
+ * reads. Servers that share a data directory
  * and start together must all end up with the same keys: a server with keys of its own
  * would reject the cookies and tokens of the others. `link` fails when the name exists,
  * where `rename` would silently replace the other process's file.
  */
-async function createKeyMaterial(file: string): Promise<KeyMaterial | undefined> {
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const material = newKeyMaterial();
+async function createKeyMaterial(file: string): Promise<void> {
+  await makeDirectory(path.dirname(file), 0o700);
   const temporary = `${file}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
-  await writeFile(temporary, serialise(material), { mode: 0o600 });
+  await writeFile(temporary, serialise(newKeyMaterial()), { mode: 0o600 });
   try {
     await link(temporary, file);
-    return material;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    return undefined;
   } finally {
     await unlink(temporary).catch(() => {});
   }
@@ -201,7 +205,7 @@ async function createKeyMaterial(file: string): Promise<KeyMaterial | undefined>
  * sees the old file or the new one, never half of one.
  */
 export async function saveKeyMaterial(file: string, material: KeyMaterial): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await makeDirectory(path.dirname(file), 0o700);
   const temporary = `${file}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
   await writeFile(temporary, serialise(material), { mode: 0o600 });
   await rename(temporary, file);

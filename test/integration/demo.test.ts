@@ -196,7 +196,8 @@ describe('demo on loopback only', () => {
     const port = await freePort();
     const demo = await startDemo(newDatabaseName(), {
       PORT: String(port),
-      ISSUER: `http://idp.example.test:${port}`,
+      ISSUER: `https://idp.example.test:${port}`,
+      TRUST_PROXY: '1',
     });
     expect(demo.seed).toEqual({ tenant: DEMO_TENANT, admins: [], url: undefined });
     expect(await demo.services.clients.exists(DEMO_CLIENT_ID)).toBe(false);

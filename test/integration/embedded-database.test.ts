@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import mongoose from 'mongoose';
 
 import { openEmbeddedDatabase } from '../../src/db/embedded.ts';
+import { freePort } from '../../src/db/ferretdb.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 let dataDir: string;
@@ -121,7 +122,7 @@ describe('embedded database', () => {
   it('stops its FerretDB when start-up is interrupted', async () => {
     const directory = await mkdtemp(path.join(os.tmpdir(), 'flueag-interrupt-'));
     try {
-      const server = startProvider(directory, 0);
+      const server = startProvider(directory, await freePort());
       const record = await waitForRecord(directory);
       server.process.kill('SIGINT');
 
@@ -136,7 +137,10 @@ describe('embedded database', () => {
   it('stops the server with status 1 and an error line when its FerretDB dies', async () => {
     const directory = await mkdtemp(path.join(os.tmpdir(), 'flueag-lost-'));
     try {
-      const server = startProvider(directory, 0, { LOG_LEVEL: 'info', DEMO_SEED: 'false' });
+      const server = startProvider(directory, await freePort(), {
+        LOG_LEVEL: 'info',
+        DEMO_SEED: 'false',
+      });
       await waitForOutput(server.output, /"event":"server.started"/);
       const record = await waitForRecord(directory);
       process.kill(record.ferretdbPid, 'SIGKILL');
@@ -164,6 +168,27 @@ describe('embedded database', () => {
     }
   });
 
+  it('names the embedded database, not MONGODB_URI, when its FerretDB does not answer', async () => {
+    const directory = await mkdtemp(path.join(os.tmpdir(), 'flueag-frozen-'));
+    const owner = await openEmbeddedDatabase(directory, 'server');
+    const record = await waitForRecord(directory);
+    process.kill(record.ferretdbPid, 'SIGSTOP');
+    try {
+      const command = await cliIn(directory, 'audit', 'verify');
+      expect(command.code).toBe(1);
+      expect(command.stderr).toMatch(
+        new RegExp(
+          `^flueag-idp: cannot reach the embedded database of ${directory} \\(FerretDB at mongodb://127\\.0\\.0\\.1:\\d+/`,
+        ),
+      );
+      expect(command.stderr).not.toContain('MONGODB_URI');
+    } finally {
+      process.kill(record.ferretdbPid, 'SIGCONT');
+      await owner.release();
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
   it('tells a CLI command at once that the recorded FerretDB is not running', async () => {
     const directory = await mkdtemp(path.join(os.tmpdir(), 'flueag-gone-'));
     const owner = await openEmbeddedDatabase(directory, 'server');
@@ -186,7 +211,7 @@ describe('embedded database', () => {
     }
   });
 
-  it('seeds the demo only once the server listens, so no printed password is lost', async () => {
+  it('writes nothing when it cannot listen: no demo, no client, no audit event', async () => {
     const directory = await mkdtemp(path.join(os.tmpdir(), 'flueag-busy-'));
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
@@ -199,7 +224,11 @@ describe('embedded database', () => {
 
       const database = await openEmbeddedDatabase(directory, 'cli');
       const connection = await mongoose.createConnection(database.uri).asPromise();
-      expect(await connection.db!.collection('tenants').countDocuments()).toBe(0);
+      for (const collection of ['tenants', 'accounts', 'oidc_client', 'audit_events'])
+        expect([collection, await connection.db!.collection(collection).countDocuments()]).toEqual([
+          collection,
+          0,
+        ]);
       await connection.close();
       await database.release();
     } finally {

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -97,7 +97,7 @@ describe('entry point', () => {
     });
     expect(await server.exited).toBe(1);
     expect(server.stderr()).toBe(
-      'flueag-idp: invalid configuration: TRUST_PROXY: must be false, true or the number of trusted proxy hops\n',
+      'flueag-idp: invalid configuration: TRUST_PROXY: must be false, true or the number of trusted proxy hops (0 to 10)\n',
     );
     expect(server.stdout()).toBe('');
   });
@@ -126,6 +126,38 @@ describe('entry point', () => {
     expect(server.stderr()).toMatch(
       new RegExp(`^flueag-idp: invalid configuration: ${escape(problem)}[^\n]*\n$`),
     );
+  });
+
+  it.each([
+    [
+      'DATA_DIR is a file',
+      { DATA_DIR: 'file' },
+      'cannot create {dir}/file/ferretdb: a part of the path is not a directory; check DATA_DIR and KEYS_FILE',
+    ],
+    // Node's recursive mkdir never returns below /proc; the start must not hang there.
+    [
+      'DATA_DIR is below /proc',
+      { DATA_DIR: '/proc/flueag-idp' },
+      'cannot create /proc/flueag-idp: its directory does not exist; check DATA_DIR and KEYS_FILE',
+    ],
+    [
+      'KEYS_FILE is a directory',
+      { KEYS_FILE: '.' },
+      'cannot read the key file {dir}: it is a directory, not a file',
+    ],
+  ])('stops when %s, with one line naming the path', async (_case, paths, problem) => {
+    await writeFile(path.join(dataDir, 'file'), '');
+    const env = Object.fromEntries(
+      Object.entries(paths).map(([name, value]) => [name, path.resolve(dataDir, value)]),
+    );
+    const server = run(['src/main.ts'], {
+      DATA_DIR: dataDir,
+      PORT: String(await freePort()),
+      METRICS_PORT: 'off',
+      ...env,
+    });
+    expect(await server.exited).toBe(1);
+    expect(server.stderr()).toBe(`flueag-idp: ${problem.replaceAll('{dir}', dataDir)}\n`);
   });
 
   it('has the operator CLI that the image links as flueag-idp', async () => {

@@ -370,6 +370,17 @@ describe('key rotation on two running servers', () => {
   });
 });
 
+describe('a key file generated at the first start', () => {
+  it('is the one in use: reading it again changes nothing and logs no reload', async () => {
+    const fresh = await startTestServer();
+    try {
+      expect(await fresh.server.reloadKeys()).toBe(false);
+    } finally {
+      await fresh.close();
+    }
+  });
+});
+
 describe('a key file that cannot be used', () => {
   it('leaves the keys in use as they are and says so once, until the file is whole again', async () => {
     const published = await kidsOf(first);

@@ -1,3 +1,6 @@
+import os from 'node:os';
+import path from 'node:path';
+
 import { describe, expect, it } from '@jest/globals';
 
 import { ConfigError, loadConfig } from '../../src/config.ts';
@@ -22,6 +25,27 @@ describe('configuration', () => {
       },
       keys: { reloadSeconds: 10, publishSeconds: 600 },
     });
+  });
+
+  it('keeps the data in the installation directory unless DATA_DIR names another', () => {
+    const installation = path.resolve(import.meta.dirname, '../..');
+    const elsewhere = process.cwd();
+    try {
+      process.chdir(os.tmpdir());
+      expect(loadConfig({}).dataDir).toBe(path.join(installation, 'var'));
+      expect(loadConfig({ DATA_DIR: 'data' }).dataDir).toBe(path.join(os.tmpdir(), 'data'));
+    } finally {
+      process.chdir(elsewhere);
+    }
+  });
+
+  it('refuses a session idle limit longer than the session itself', () => {
+    expect(() => loadConfig({ SESSION_TTL_SECONDS: '3600', SESSION_IDLE_SECONDS: '7200' })).toThrow(
+      /^invalid configuration: SESSION_IDLE_SECONDS must not exceed SESSION_TTL_SECONDS/,
+    );
+    expect(
+      loadConfig({ SESSION_TTL_SECONDS: '3600', SESSION_IDLE_SECONDS: '3600' }).ttl.sessionIdle,
+    ).toBe(3600);
   });
 
   it('refuses a publication time of staged keys shorter than two reloads of the key file', () => {
@@ -74,12 +98,78 @@ describe('configuration', () => {
       { LOG_LEVEL: 'loud' },
       'LOG_LEVEL: must be one of trace, debug, info, warn, error, fatal, silent',
     ],
+    // Numbers in decimal digits only, never read as something else.
+    [{ PORT: '0x10' }, 'PORT: must be a whole number'],
+    [{ PORT: '1e3' }, 'PORT: must be a whole number'],
+    [{ PORT: ' 3000 ' }, 'PORT: must be a whole number'],
+    [{ PORT: '0' }, 'PORT: must be at least 1'],
+    [
+      { LOCKOUT_AUTO_UNLOCK_MINUTES: '1' + '0'.repeat(20) },
+      'LOCKOUT_AUTO_UNLOCK_MINUTES: must be a whole number',
+    ],
+    [{ AUDIT_RETENTION_DAYS: '99999' }, 'AUDIT_RETENTION_DAYS: must be at most 36500'],
+    [
+      { TRUST_PROXY: '99999999999999999999999' },
+      'TRUST_PROXY: must be false, true or the number of trusted proxy hops (0 to 10)',
+    ],
+    // An issuer is an origin that discovery, tokens and cookies can rest on.
+    [
+      { ISSUER: 'http://localhost:3102/?q=1' },
+      'ISSUER: must not carry a query, a fragment or user credentials (OpenID Connect Discovery, section 3)',
+    ],
+    [
+      { ISSUER: 'http://localhost:3102?' },
+      'ISSUER: must not carry a query, a fragment or user credentials (OpenID Connect Discovery, section 3)',
+    ],
+    [
+      { ISSUER: 'http://localhost:3102/#frag' },
+      'ISSUER: must not carry a query, a fragment or user credentials (OpenID Connect Discovery, section 3)',
+    ],
+    [
+      { ISSUER: 'http://u:p@localhost:3102' },
+      'ISSUER: must not carry a query, a fragment or user credentials (OpenID Connect Discovery, section 3)',
+    ],
+    [
+      { ISSUER: 'http://localhost:3102/path' },
+      'ISSUER: must be scheme, host and port only: the provider serves at the root of its host',
+    ],
+    [
+      { ISSUER: 'http://idp.example.com' },
+      'ISSUER: must be https (behind the TLS proxy) unless its host is this machine: localhost, 127.0.0.1 or [::1]',
+    ],
+    [
+      { REPORTING_API_RESOURCE: 'https://api.example/#x' },
+      'REPORTING_API_RESOURCE: must not carry a fragment (RFC 8707, section 2)',
+    ],
+    [
+      { REPORTING_API_RESOURCE: 'javascript:alert(1)' },
+      'REPORTING_API_RESOURCE: must be an absolute https, http or urn URI',
+    ],
+    [{ SUPPORT_PHONE: '   ' }, 'SUPPORT_PHONE: must be a telephone number, with digits'],
+    [{ METRICS_TOKEN: ' '.repeat(40) }, 'METRICS_TOKEN: must not contain spaces or line breaks'],
+    // Values that contradict each other.
+    [
+      { PORT: '3101', METRICS_PORT: '3101' },
+      'METRICS_PORT: must differ from PORT; /metrics has a listener of its own',
+    ],
+    [
+      { SIGNIN_DELAY_BASE_MS: '10000', SIGNIN_DELAY_MAX_SECONDS: '1' },
+      'SIGNIN_DELAY_BASE_MS must not exceed SIGNIN_DELAY_MAX_SECONDS, the longest delay',
+    ],
   ])('refuses %j with exactly one clear problem', (env, problem) => {
     expect(() => loadConfig(env)).toThrow(new ConfigError(`invalid configuration: ${problem}`));
   });
 
   it('ignores empty variables it does not know', () => {
     expect(loadConfig({ EDITOR: '' }).port).toBe(3000);
+  });
+
+  it('accepts an http issuer on this machine and an https one behind a proxy', () => {
+    for (const issuer of ['http://localhost:3000', 'http://127.0.0.1:8080', 'http://[::1]:3000'])
+      expect(loadConfig({ ISSUER: issuer }).issuer).toBe(issuer);
+    expect(loadConfig({ ISSUER: 'https://login.example/', TRUST_PROXY: '1' }).issuer).toBe(
+      'https://login.example',
+    );
   });
 
   it('accepts IPv4 and IPv6 addresses and host names to listen on', () => {

@@ -83,9 +83,9 @@ describe('credentials from files', () => {
     await rm(directory, { recursive: true, force: true });
   });
 
-  it('reads MONGODB_URI_FILE and METRICS_TOKEN_FILE without the final line break', async () => {
+  it('reads MONGODB_URI_FILE and METRICS_TOKEN_FILE without trailing line breaks', async () => {
     await writeFile(path.join(directory, 'uri'), 'mongodb://db.example/flueag\n');
-    await writeFile(path.join(directory, 'token'), `${'t'.repeat(40)}\n`);
+    await writeFile(path.join(directory, 'token'), `${'t'.repeat(40)}\r\n\n`);
     const config = loadConfig({
       MONGODB_URI_FILE: path.join(directory, 'uri'),
       METRICS_TOKEN_FILE: path.join(directory, 'token'),

@@ -158,6 +158,28 @@ describe('compose.yaml', () => {
     expect(caddyfile).toContain(`${new URL('https://idp.localhost').host} {`);
     expect(compose.services.proxy!.volumes).toContain('./deploy/Caddyfile:/etc/caddy/Caddyfile:ro');
   });
+
+  it('has the systemd unit run the entry point with node itself, where SIGTERM reaches it', () => {
+    const unit = read('deploy/flueag-idp.service');
+    const [, command, entry] = /^ExecStart=(\S+) (\S+)$/m.exec(unit)!;
+    expect(path.basename(command!)).toBe('node');
+    expect(existsSync(path.join(root, entry!))).toBe(true);
+    expect(unit).toMatch(/^Restart=on-failure$/m);
+    // Longer than the server's own 10 s for requests in flight.
+    expect(Number(/^TimeoutStopSec=(\d+)s$/m.exec(unit)![1])).toBeGreaterThan(10);
+  });
+
+  it('keeps the instances in rotation while the shared database is away, and adds no HSTS', () => {
+    const directives = read('deploy/Caddyfile')
+      .split('\n')
+      .map((line) => line.replace(/#.*$/, '').trim())
+      .filter((line) => line !== '');
+    // Every /readyz fails at once when the one database is away; Caddy would then answer
+    // with an empty 503 of its own instead of the instances' pages, discovery and JWKS.
+    expect(directives).toContain('health_uri /healthz');
+    // The instances send Strict-Transport-Security over TLS; browsers take only the first.
+    expect(directives.filter((line) => /strict-transport-security/i.test(line))).toEqual([]);
+  });
 });
 
 /**
