@@ -110,8 +110,10 @@ export class NominationImport {
       notes.push('username.derived');
     }
 
-    const existing = await this.#accounts.findByUsername(tenantId, username);
-    if (existing) {
+    // The name may be held already: by this person (a repeated import), or by another.
+    const present = async (): Promise<RowOutcome | undefined> => {
+      const existing = await this.#accounts.findByUsername(tenantId, username);
+      if (!existing) return undefined;
       if (!samePerson(existing, person)) return rejected(['username.taken'], username);
       if (await this.#accounts.addRole(existing._id, 'local_admin', context)) {
         notes.push('role.local_admin_added');
@@ -124,7 +126,9 @@ export class NominationImport {
         accountId: existing._id,
         notes,
       };
-    }
+    };
+    const found = await present();
+    if (found) return found;
 
     try {
       const { account, initialPassword } = await this.#accounts.create(
@@ -148,6 +152,10 @@ export class NominationImport {
         notes,
       };
     } catch (error) {
+      // Another import of the same row created the account between the look-up and here.
+      const taken = error instanceof AppError && error.code === 'username.taken';
+      const meanwhile = taken ? await present() : undefined;
+      if (meanwhile) return meanwhile;
       if (error instanceof ValidationError)
         return rejected(Object.values(error.fields).flat(), username);
       if (error instanceof AppError) return rejected([error.code], username);

@@ -38,6 +38,8 @@ export interface PasswordSettings extends PasswordPolicySettings {
 /** Ends sessions and revokes grants and tokens of an account (the provider's storage). */
 export interface AccessRevoker {
   revokeAccount(accountId: string, options?: RevokeExceptions): Promise<void>;
+  /** Ends everything of every account; the records removed, by collection. */
+  revokeEveryone(): Promise<Record<string, number>>;
 }
 
 /** What a revocation leaves alone: the session and grant in which the holder acted. */
@@ -407,6 +409,21 @@ export class AccountService {
     if (!account) throw notFound('account.not_found');
     await this.#deps.revoker.revokeAccount(accountId);
     await this.#record(context, account, 'account.sessions_ended');
+  }
+
+  /**
+   * Ends every session of every account and revokes all grants, codes and tokens (the
+   * operator's break-glass action after a key compromise or the restore of a backup).
+   */
+  async endAllSessions(context: RequestContext): Promise<Record<string, number>> {
+    const removed = await this.#deps.revoker.revokeEveryone();
+    await this.#deps.audit.record(context, {
+      tenantId: null,
+      action: 'sessions.ended_all',
+      outcome: 'success',
+      details: { removed },
+    });
+    return removed;
   }
 
   /** The password state once `hash` replaces the stored one, which moves into the history. */

@@ -10,8 +10,8 @@ import type { Logger } from '../log.ts';
 import {
   appendLinked,
   chainKey,
-  chainKeys,
   purgeLinked,
+  verifyAllChains,
   verifyChain,
   type ChainLink,
   type ChainReport,
@@ -151,9 +151,7 @@ export class AuditTrail {
 
   /** Checks the chain of one tenant (`null`: events without tenant), or of every chain. */
   async verify(tenantId?: string | null): Promise<ChainReport[]> {
-    const keys = tenantId === undefined ? await chainKeys(this.#chain) : [chainKey(tenantId)];
-    const reports: ChainReport[] = [];
-    for (const key of keys) reports.push(await verifyChain(this.#chain, key));
-    return reports;
+    if (tenantId === undefined) return verifyAllChains(this.#chain);
+    return [await verifyChain(this.#chain, chainKey(tenantId))];
   }
 }

@@ -3,33 +3,11 @@ import { readFile } from 'node:fs/promises';
 
 import { parse } from 'csv-parse/sync';
 
+import { describeFileError } from '../files.ts';
+
 /** A file the operator named cannot be used; the message says why. */
 export class InputFileError extends Error {
   override name = 'InputFileError';
-}
-
-/**
- * Why a file could not be opened, in words an operator acts on instead of an errno code.
- * `purpose` says whether the file was to be read or to be created.
- */
-export function describeFileError(error: unknown, purpose: 'read' | 'create'): string {
-  switch ((error as NodeJS.ErrnoException).code) {
-    case 'ENOENT':
-      return purpose === 'read' ? 'the file does not exist' : 'its directory does not exist';
-    case 'EISDIR':
-      return 'it is a directory, not a file';
-    case 'ENOTDIR':
-      return 'a part of the path is not a directory';
-    case 'EACCES':
-    case 'EPERM':
-      return purpose === 'read'
-        ? 'permission denied; the file must be readable by this user'
-        : 'permission denied; the directory must be writable by this user';
-    case 'EEXIST':
-      return 'the file exists already; an existing file is never overwritten, choose a new name';
-    default:
-      return error instanceof Error ? error.message : String(error);
-  }
 }
 
 export type CsvRecord = Record<string, string> & { line: number };
@@ -96,8 +74,9 @@ export async function readCsv(file: string, required: readonly string[]): Promis
       malformed.push(info.lines);
       continue;
     }
+    // Spaces around a value come from hand-edited files ("a, b"), never from the value.
     const entry = Object.fromEntries(
-      columns.map((name, index) => [name, record[index] ?? '']),
+      columns.map((name, index) => [name, record[index]?.trim() ?? '']),
     ) as CsvRecord;
     entry.line = info.lines;
     records.push(entry);

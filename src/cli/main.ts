@@ -17,13 +17,14 @@ import type { RequestContext } from '../audit/trail.ts';
 import { loadConfig } from '../config.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import { operatorMessage } from '../failures.ts';
+import { describeFileError } from '../files.ts';
 import { Lifecycle } from '../lifecycle.ts';
 import { idTokenSigningAlgs } from '../oidc/clients.ts';
 import { KeyRotationRefused } from '../oidc/key-rotation.ts';
 import { openConfiguredServices, type Services } from '../services.ts';
 import { tenantKinds } from '../tenants/model.ts';
 import { importTenants, tenantColumns } from '../tenants/import.ts';
-import { describeFileError, InputFileError, readCsv } from './csv.ts';
+import { InputFileError, readCsv } from './csv.ts';
 import { keyCommands } from './keys.ts';
 import { describeReason, Output } from './output.ts';
 
@@ -44,6 +45,11 @@ async function withServices<T>(action: (services: Services) => Promise<T>): Prom
     const services = await openConfiguredServices(config, log, lifecycle, 'cli');
     lifecycle.ready();
     return await action(services);
+  } catch (error) {
+    // A signal closes the database under the running command, which then fails for that.
+    if (lifecycle.stopping)
+      throw new Interrupted('interrupted by a signal; run the command again to complete it');
+    throw error;
   } finally {
     await lifecycle.close();
   }
@@ -73,7 +79,13 @@ function program(output: Output): Command {
     .version(productVersion(), '-V, --version', 'print the version')
     .option('--json', 'machine-readable output on stdout')
     .exitOverride()
-    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+    .configureOutput({
+      // With --json, stdout carries one JSON document: usage errors become one (see `run`),
+      // and help or version text waits for `run` to decide how to print it.
+      writeErr: (text) => void (output.json || process.stderr.write(text)),
+      writeOut: (text) =>
+        void (output.json ? (output.usageText += text) : process.stdout.write(text)),
+    });
 
   const tenant = cli.command('tenant').description('authorities (tenants)');
   tenant
@@ -341,6 +353,26 @@ function program(output: Output): Command {
       }),
     );
 
+  cli
+    .command('sessions')
+    .description('sessions of people who signed in')
+    .command('end-all')
+    .description(
+      'end every session and revoke every grant, code and token of every account, after a key compromise or the restore of a backup',
+    )
+    .requiredOption('--yes', 'confirm that everyone has to sign in again')
+    .action(() =>
+      withServices(async ({ accounts }) => {
+        const removed = await accounts.endAllSessions(context);
+        output.result({ removed }, [
+          ...Object.entries(removed).map(
+            ([collection, count]) => `${collection}: ${count} removed`,
+          ),
+          'every session has ended and every grant is revoked: everyone signs in again',
+        ]);
+      }),
+    );
+
   keyCommands(cli, output);
 
   return cli;
@@ -409,6 +441,11 @@ function printImport(output: Output, report: ImportReport, passwordsElsewhere: b
   );
 }
 
+/** A command stopped by SIGINT or SIGTERM; what it did before the signal stays done. */
+class Interrupted extends Error {
+  override name = 'Interrupted';
+}
+
 export async function run(argv: string[]): Promise<number> {
   const output = new Output(argv.includes('--json'));
   try {
@@ -416,10 +453,26 @@ export async function run(argv: string[]): Promise<number> {
     output.flush();
     return output.exitCode;
   } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (error instanceof CommanderError) return usageEnd(output, error);
     output.error(describeError(error));
-    return 1;
+    return error instanceof Interrupted ? 130 : 1;
   }
+}
+
+/** The end of a run that commander ended: help, version, or a usage error (status 2). */
+function usageEnd(output: Output, error: CommanderError): number {
+  if (!output.json) return error.exitCode === 0 ? 0 : 2;
+  if (error.code === 'commander.version') {
+    output.result({ version: productVersion() }, []);
+    output.flush();
+    return 0;
+  }
+  if (error.exitCode === 0) {
+    process.stdout.write(output.usageText);
+    return 0;
+  }
+  output.error({ code: 'usage', message: error.message.replace(/^error: /, '') });
+  return 2;
 }
 
 function describeError(error: unknown): {
@@ -445,7 +498,8 @@ function describeError(error: unknown): {
     };
   }
   if (error instanceof AppError) return { code: error.code, message: describeReason(error.code) };
-  if (error instanceof InputFileError) return { code: error.name, message: error.message };
+  if (error instanceof InputFileError || error instanceof Interrupted)
+    return { code: error.name, message: error.message };
   const message = operatorMessage(error);
   if (message) return { code: (error as Error).name, message };
   return { code: 'internal', message: String((error as Error)?.message ?? error) };

@@ -82,23 +82,25 @@ function capped(cell: string): string {
 }
 
 export class Output {
-  readonly #json: boolean;
+  readonly json: boolean;
+  /** Help text that commander wrote while --json was given; `run` prints it. */
+  usageText = '';
   readonly #document: Record<string, unknown> = {};
   exitCode = 0;
 
   constructor(json: boolean) {
-    this.#json = json;
+    this.json = json;
   }
 
   /** A single result: `value` in JSON, `lines` as text. */
   result(value: Record<string, unknown>, lines: string[]): void {
-    if (this.#json) Object.assign(this.#document, value);
+    if (this.json) Object.assign(this.#document, value);
     else process.stdout.write(`${lines.join('\n')}\n`);
   }
 
   /** One line per row, columns aligned; in JSON the rows themselves. */
   rows<T extends object>(rows: T[], cells: (row: T) => Cell[]): void {
-    if (this.#json) {
+    if (this.json) {
       this.#document.rows = rows;
       return;
     }
@@ -129,16 +131,16 @@ export class Output {
   }
 
   warnings(warnings: Array<{ message: string } & Record<string, unknown>>): void {
-    if (this.#json) this.#document.warnings = warnings;
+    if (this.json) this.#document.warnings = warnings;
     else for (const warning of warnings) process.stdout.write(`warning: ${warning.message}\n`);
   }
 
   error(error: { code: string; message: string } & Record<string, unknown>): void {
-    if (this.#json) process.stdout.write(`${JSON.stringify({ error })}\n`);
+    if (this.json) process.stdout.write(`${JSON.stringify({ error })}\n`);
     else process.stderr.write(`flueag-idp: ${error.message}\n`);
   }
 
   flush(): void {
-    if (this.#json) process.stdout.write(`${JSON.stringify(this.#document, null, 2)}\n`);
+    if (this.json) process.stdout.write(`${JSON.stringify(this.#document, null, 2)}\n`);
   }
 }

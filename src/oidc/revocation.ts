@@ -6,7 +6,22 @@
 import type { Db } from 'mongodb';
 
 import type { AccessRevoker, RevokeExceptions } from '../accounts/service.ts';
-import { collectionName, grantBoundModels, type StoredRecord } from './adapter.ts';
+import {
+  collectionName,
+  grantBoundModels,
+  SESSION_UID_COLLECTION,
+  type StoredRecord,
+} from './adapter.ts';
+
+/** What the provider and the console hold for people who signed in, in deletion order. */
+const signedInCollections = [
+  ...['Grant', ...grantBoundModels, 'Session', 'Interaction', 'PushedAuthorizationRequest'].map(
+    collectionName,
+  ),
+  SESSION_UID_COLLECTION,
+  // Console sessions end with their grant already; deleting them leaves nothing behind.
+  'console_sessions',
+];
 
 export class ProviderAccessRevoker implements AccessRevoker {
   readonly #db: Db;
@@ -47,5 +62,17 @@ export class ProviderAccessRevoker implements AccessRevoker {
         ? { accountId }
         : { accountId, uid: { $ne: options.exceptSessionUid } };
     await this.#collection('Session').deleteMany(sessions);
+  }
+
+  /**
+   * Ends every session and revokes every grant, code and token of every account, as after
+   * the restore of an older backup or the compromise of a key. Grants go first, as above.
+   * Returns how many records each collection lost.
+   */
+  async revokeEveryone(): Promise<Record<string, number>> {
+    const removed: Record<string, number> = {};
+    for (const name of signedInCollections)
+      removed[name] = (await this.#db.collection(name).deleteMany({})).deletedCount;
+    return removed;
   }
 }

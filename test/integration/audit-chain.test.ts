@@ -135,6 +135,29 @@ describe('audit chain', () => {
     ]);
   });
 
+  it('checks every chain at once as it checks each alone, also a chain with no event left', async () => {
+    const [intact, edited, emptied] = [newTenant(), newTenant(), newTenant()];
+    await record(intact, 3);
+    await record(edited, 3);
+    await record(emptied, 2);
+    await events().updateOne({ tenantId: edited, 'chain.seq': 2 }, { $set: { reason: 'x' } });
+    await events().deleteMany({ tenantId: emptied });
+
+    const all = await test.services.audit.verify();
+    for (const tenantId of [intact, edited, emptied]) {
+      const [alone] = await test.services.audit.verify(tenantId);
+      expect(all.find((report) => report.key === tenantId)).toEqual(alone);
+    }
+    expect(all.find((report) => report.key === edited)!.problems).toEqual([
+      expect.objectContaining({ kind: 'edited', seq: 2 }),
+    ]);
+    expect(all.find((report) => report.key === emptied)).toMatchObject({
+      events: 0,
+      problems: [{ kind: 'missing', fromSeq: 1, toSeq: 2 }],
+    });
+    expect(all.map((report) => report.key)).toEqual(all.map((report) => report.key).sort());
+  });
+
   it('accepts the prefix that retention purged, and nothing more', async () => {
     const tenantId = newTenant();
     test.clock.offsetMs = -500 * DAY;

@@ -9,13 +9,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import * as oidc from 'openid-client';
 
+import { NominationImport } from '../../src/accounts/nominations.ts';
+import { accountModel } from '../../src/accounts/model.ts';
 import { MongoAdapter } from '../../src/oidc/adapter.ts';
 import { asPage, asRedirect, authorizationRequest, Browser } from '../support/browser.ts';
-import { auditEvents } from '../support/flows.ts';
+import { auditEvents, signInForTokens } from '../support/flows.ts';
 import {
   createAccount,
   createClient,
+  createTenant,
   startTestServer,
   system,
   type TestServer,
@@ -91,6 +95,23 @@ describe('tenant import', () => {
     expect(
       again.json.rows.every((row: { outcome: string }) => row.outcome === 'already_present'),
     ).toBe(true);
+  });
+});
+
+describe('tenant import of a hand-edited file', () => {
+  it('takes values without the spaces around them, in every column', async () => {
+    const file = path.join(test.dataDir, 'tenants-spaced.csv');
+    await writeFile(
+      file,
+      'id , name , kind , parent\n 05000777 , Stadt Leerzeichen , gemeinde ,\n',
+    );
+    const imported = await cliJson('tenant', 'import', file);
+    expect(imported).toMatchObject({ code: 0, json: { rows: [{ outcome: 'imported' }] } });
+    expect(await test.services.tenants.find('05000777')).toMatchObject({
+      name: 'Stadt Leerzeichen',
+      kind: 'gemeinde',
+      parent: null,
+    });
   });
 });
 
@@ -232,6 +253,32 @@ describe('admins import', () => {
     expect(
       await test.services.db.collection('accounts').countDocuments({ tenantId: '05315000' }),
     ).toBe(1);
+  });
+
+  it('reports a row that a simultaneous import created as already present, never as taken', async () => {
+    const tenantId = (await createTenant(test)).id;
+    const rows = Array.from({ length: 6 }, (_, index) => ({
+      line: index + 2,
+      tenant_id: tenantId,
+      given_name: 'Gleich',
+      family_name: `Zeitig${'ABCDEF'[index]}`,
+      email: `gleich.zeitig${index}@kommune.example`,
+      username: `gleichzeitig${index}`,
+    }));
+    const importer = () =>
+      new NominationImport(
+        test.services.accounts,
+        accountModel(test.services.connection),
+        test.services.tenants,
+      ).run(rows, system);
+
+    const reports = await Promise.all([importer(), importer()]);
+    const outcomes = reports.flatMap((report) => report.rows.map((row) => row.outcome));
+    expect(outcomes.filter((outcome) => outcome === 'imported')).toHaveLength(rows.length);
+    expect(outcomes.filter((outcome) => outcome === 'already_present')).toHaveLength(rows.length);
+    expect(await test.services.db.collection('accounts').countDocuments({ tenantId })).toBe(
+      rows.length,
+    );
   });
 
   it('writes the one-time passwords only to the chosen file', async () => {
@@ -627,6 +674,51 @@ describe('account unlock and reset-password', () => {
   });
 });
 
+describe('sessions end-all', () => {
+  it('signs everyone out: sessions end, refresh and access tokens die, one audit event', async () => {
+    const client = await createClient(test);
+    const tenantId = (await createTenant(test)).id;
+    const people = [await createAccount(test, tenantId), await createAccount(test, tenantId)];
+    const signedIn = [];
+    for (const person of people)
+      signedIn.push(await signInForTokens(client, person, { scope: 'openid offline_access' }));
+
+    const unconfirmed = await cli('sessions', 'end-all');
+    expect(unconfirmed.code).toBe(2);
+    expect(unconfirmed.stderr).toContain("required option '--yes'");
+    expect(
+      await oidc.tokenIntrospection(client.config, signedIn[0]!.tokens.access_token),
+    ).toMatchObject({ active: true });
+
+    const ended = await cliJson('sessions', 'end-all', '--yes');
+    expect(ended.code).toBe(0);
+    expect(ended.json.removed).toMatchObject({
+      oidc_session: expect.any(Number),
+      oidc_grant: expect.any(Number),
+      oidc_refresh_token: expect.any(Number),
+      oidc_session_uid: expect.any(Number),
+    });
+    expect(ended.json.removed.oidc_grant).toBeGreaterThanOrEqual(2);
+
+    for (const { browser, tokens } of signedIn) {
+      await expect(
+        oidc.refreshTokenGrant(client.config, tokens.refresh_token!),
+      ).rejects.toMatchObject({ error: 'invalid_grant' });
+      expect(await oidc.tokenIntrospection(client.config, tokens.access_token)).toMatchObject({
+        active: false,
+      });
+      const again = asPage(await browser.visit((await authorizationRequest(client)).url.href));
+      expect(again.document.querySelector('#password')).not.toBeNull();
+    }
+    expect(await auditEvents(test, { action: 'sessions.ended_all' })).toEqual([
+      expect.objectContaining({
+        actor: expect.objectContaining({ kind: 'cli' }),
+        details: { removed: ended.json.removed },
+      }),
+    ]);
+  });
+});
+
 describe('client add', () => {
   it('shows a confidential client secret once and refuses insecure redirect URIs', async () => {
     const added = await cliJson(
@@ -874,6 +966,24 @@ describe('--version', () => {
       stdout: `${manifest.version}\n`,
       stderr: '',
     });
+    expect(await cliJson('--version')).toMatchObject({
+      code: 0,
+      json: { version: manifest.version },
+    });
+  });
+});
+
+describe('--json', () => {
+  it.each([
+    [['bogus'], "unknown command 'bogus'"],
+    [['tenant', 'add', '05111000'], "required option '--name <name>' not specified"],
+    [['tenant', 'add', '05111000', '--name', 'X', '--kind', 'kaputt'], 'kaputt'],
+    [['sessions', 'end-all', '--yes', '--everything'], "unknown option '--everything'"],
+  ])('answers the usage error of %j as one JSON document, with status 2', async (args, text) => {
+    const { code, json, stderr } = await cliJson(...args);
+    expect({ code, stderr }).toEqual({ code: 2, stderr: '' });
+    expect(json.error.code).toBe('usage');
+    expect(json.error.message).toContain(text);
   });
 });
 
