@@ -147,6 +147,20 @@ const methodLabel = (method: string) => (knownMethods.has(method) ? method : 'ot
 function routeLabel(ctx: Context): string {
   const oidcRoute = (ctx as Partial<KoaContextWithOIDC>).oidc?.route;
   if (typeof oidcRoute === 'string' && oidcRoute) return oidcRoute;
-  const pattern = (ctx as Context & { _matchedRoute?: unknown })._matchedRoute;
-  return typeof pattern === 'string' ? pattern : 'unmatched';
+  const routed = ctx as Context & {
+    _matchedRoute?: unknown;
+    matched?: { path: unknown; methods: string[] }[];
+  };
+  const pattern = routed._matchedRoute;
+  if (typeof pattern === 'string' && pattern.startsWith('/')) return pattern;
+  // A path-less middleware of a router (`router.use(fn)`) that the route's router passes
+  // through leaves a regular expression of its own there, e.g. `(?:\/|$)`; the route
+  // itself is the last matched layer that answers the method.
+  const route = routed.matched?.findLast(
+    (layer) =>
+      layer.methods.includes(ctx.method) &&
+      typeof layer.path === 'string' &&
+      layer.path.startsWith('/'),
+  );
+  return typeof route?.path === 'string' ? route.path : 'unmatched';
 }

@@ -72,6 +72,22 @@ describe('metrics', () => {
     expect(text).not.toMatch(/route="\/interaction\/[A-Za-z0-9_-]{10,}/);
   });
 
+  it('labels every request by a route pattern, a route name or unmatched, whatever its path', async () => {
+    for (const odd of ['/interaction/x/y/z', '/admin/nichts', '/%E2%80%AE', '/a/b/c/d', '/.env'])
+      await fetch(`${test.issuer}${odd}`, { method: 'POST', redirect: 'manual' });
+    // A route of a router mounted inside another, passing path-less middleware on its way.
+    await fetch(`${test.issuer}/admin`, { redirect: 'manual' });
+
+    const routes = [
+      ...(await scrape(test)).matchAll(
+        /^flueag_http_request_duration_seconds_count\{[^}]*route="([^"]*)"/gm,
+      ),
+    ].map((match) => match[1]!);
+    expect(routes.filter((route) => !/^(\/[^()]*|[a-z_]+)$/.test(route))).toEqual([]);
+    expect(routes).toContain('unmatched');
+    expect(routes).toContain('/admin');
+  });
+
   it('reports the hashing queue depth that the hashing code sets', async () => {
     expect(sample(await scrape(test), 'flueag_password_hashing_queue_depth')).toBe(0);
     test.services.metrics.setHashingQueueDepth(3);
