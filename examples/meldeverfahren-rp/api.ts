@@ -50,8 +50,12 @@ export function accessTokenVerifier(options: { issuer: string; jwksUri: URL; aud
         // RFC 9068 §4: only tokens typed as access tokens, so that an ID token (which is
         // also signed by the provider) is never accepted in their place.
         typ: 'at+jwt',
-        algorithms: ['ES256', 'PS256', 'RS256'],
-        requiredClaims: ['sub', 'exp', 'iat', 'client_id', 'scope'],
+        // The provider signs access tokens for this API with ES256 only; a token of any
+        // other algorithm did not come from it as configured.
+        algorithms: ['ES256'],
+        requiredClaims: ['sub', 'exp', 'iat', 'client_id', 'scope', 'tenant_id'],
+        // Also refuses an `iat` in the future; no access token lives longer than an hour.
+        maxTokenAge: '1h',
         clockTolerance: 15,
       }));
     } catch (error) {
@@ -59,13 +63,28 @@ export function accessTokenVerifier(options: { issuer: string; jwksUri: URL; aud
       throw new AccessDenied(401, 'invalid_token', `token refused: ${reason}`);
     }
 
-    const claims = payload as AccessTokenClaims;
+    if (!hasClaimTypes(payload))
+      throw new AccessDenied(401, 'invalid_token', 'token refused: claims of the wrong type');
+    const claims = payload;
     // The scope names what the client asked for and was granted; permissions what the
     // account holds. Both must include the permission.
     const scopes = claims.scope.split(' ');
-    if (!scopes.includes(needed) || !claims.permissions?.includes(needed)) {
+    if (!scopes.includes(needed) || !claims.permissions.includes(needed)) {
       throw new AccessDenied(403, 'insufficient_scope', `token lacks ${needed}`);
     }
     return claims;
   };
+}
+
+/** The claims the API relies on have the types it relies on (whole words, not substrings). */
+function hasClaimTypes(payload: JWTPayload): payload is AccessTokenClaims {
+  const strings = (value: unknown): value is string[] =>
+    Array.isArray(value) && value.every((item) => typeof item === 'string');
+  return (
+    typeof payload.sub === 'string' &&
+    typeof payload.client_id === 'string' &&
+    typeof payload.scope === 'string' &&
+    typeof payload.tenant_id === 'string' &&
+    strings(payload.permissions)
+  );
 }

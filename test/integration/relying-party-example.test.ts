@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { importJWK, SignJWT, type JWK } from 'jose';
 
 import {
   startRelyingParty,
@@ -169,5 +170,45 @@ describe('example relying party', () => {
     const withIdToken = await call(tokens.id_token!);
     expect(withIdToken.status).toBe(401);
     expect(await withIdToken.json()).toMatchObject({ error: 'invalid_token' });
+  });
+
+  it("has its API refuse tokens signed with the provider's own keys whose header or claims are off", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const claims = {
+      iss: test.issuer,
+      aud: test.services.config.reportingApiResource,
+      sub: 'forged-subject',
+      client_id: 'meldeverfahren',
+      scope: 'openid meldeverfahren',
+      tenant_id: tenantId,
+      permissions: ['meldeverfahren'],
+      iat: now,
+      exp: now + 600,
+    };
+    const signed = async (payload: Record<string, unknown>, kty = 'EC') => {
+      const { jwk } = test.services.keys.signingKeys.find(
+        (key) => key.state === 'signing' && key.jwk.kty === kty,
+      )!;
+      const alg = kty === 'EC' ? 'ES256' : 'RS256';
+      return new SignJWT(payload)
+        .setProtectedHeader({ alg, kid: jwk.kid, typ: 'at+jwt' })
+        .sign(await importJWK(jwk as JWK, alg));
+    };
+    const status = async (token: string) =>
+      (await fetch(`${rp.url}/api/meldungen`, { headers: { authorization: `Bearer ${token}` } }))
+        .status;
+
+    // The same claims, well formed, pass: each refusal below is for its one difference.
+    expect(await status(await signed(claims))).toBe(200);
+    const { tenant_id: _omitted, ...withoutTenant } = claims;
+    const refused = {
+      'RS256 instead of ES256': await signed(claims, 'RSA'),
+      'permissions as a string': await signed({ ...claims, permissions: 'xxmeldeverfahrenxx' }),
+      'no tenant_id': await signed(withoutTenant),
+      'scope as a number': await signed({ ...claims, scope: 42 }),
+      'iat an hour ahead': await signed({ ...claims, iat: now + 3600, exp: now + 4200 }),
+    };
+    for (const [difference, token] of Object.entries(refused))
+      expect([difference, await status(token)]).toEqual([difference, 401]);
   });
 });
