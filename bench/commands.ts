@@ -26,6 +26,8 @@ const isOperator = (key: string) => key.startsWith('$');
 
 /** The keys and operators of a filter, without its values: `{tenantId, usernameKey}`. */
 export function filterShape(filter: unknown): string {
+  // The driver hands a sort on as a Map of its keys.
+  if (filter instanceof Map) return filterShape(Object.fromEntries(filter));
   if (filter === null || typeof filter !== 'object' || Array.isArray(filter)) return '';
   const parts = Object.entries(filter as Record<string, unknown>).map(([key, value]) => {
     if (Array.isArray(value) && isOperator(key))

@@ -66,12 +66,18 @@ const throughputRow = (name: string, run: Measured) =>
 const latencyRow = (name: string, latency: Latency) =>
   `| ${name} | ${latency.runs} | ${latency.p50} | ${latency.p95} | ${latency.p99} | ${latency.max} |`;
 
+/** The hashing parameters that the figures hold for. */
+export const hashingSettings = (
+  argon2: { memoryCost: number; timeCost: number; parallelism: number },
+  concurrency: number,
+) =>
+  `argon2id ${Math.round(argon2.memoryCost / 1024)} MiB, ${argon2.timeCost} passes, ${argon2.parallelism} ${argon2.parallelism === 1 ? 'lane' : 'lanes'}, hashing queue ${concurrency} at once`;
+
 /** The Markdown report of one run. */
 export function markdown(result: BenchResult): string {
   const { argon2, population, adminList } = result;
-  const settings = `argon2id ${Math.round(argon2.settings.memoryCost / 1024)} MiB, ${argon2.settings.timeCost} passes, ${argon2.settings.parallelism} lane`;
   return [
-    `${result.profile} profile, ${result.at}: ${result.machine.cpus} cores (${result.machine.cpuModel}), ${result.machine.memoryGiB} GiB, Node ${result.machine.node}, ${result.database}, ${settings}, hashing queue ${result.hashConcurrency} at once.`,
+    `${result.profile} profile, ${result.at}: ${result.machine.cpus} cores (${result.machine.cpuModel}), ${result.machine.memoryGiB} GiB, Node ${result.machine.node}, ${result.database}, ${hashingSettings(argon2.settings, result.hashConcurrency)}.`,
     '',
     '| target | measured | goal | result |',
     '| --- | ---: | ---: | --- |',

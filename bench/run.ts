@@ -17,7 +17,7 @@ import { benchAdminList } from './admin-list.ts';
 import { benchArgon2 } from './argon2.ts';
 import { benchBareRefresh } from './bare.ts';
 import { benchPopulation } from './population.ts';
-import { markdown, partialMarkdown, type BenchResult } from './report.ts';
+import { hashingSettings, markdown, partialMarkdown, type BenchResult } from './report.ts';
 import { benchSignIns } from './sign-in.ts';
 import { rssMiB, withCost } from './stats.ts';
 import { benchTokenEndpoints } from './tokens.ts';
@@ -64,9 +64,14 @@ const dir = await mkdtemp(path.join(os.tmpdir(), 'flueag-bench-'));
 const ferretdb = await startFerretDB(dir);
 process.env.FLUEAG_TEST_MONGODB = ferretdb.uri;
 const progress = (step: string) => process.stderr.write(`bench: ${step}\n`);
+// The hashing an operator sizes for: the ARGON2_* and HASH_* variables of the environment
+// apply to the ceiling and to every server the bench starts.
+const hashing: Record<string, string> = {};
+for (const [name, value] of Object.entries(process.env))
+  if (/^(ARGON2|HASH)_/.test(name) && value !== undefined) hashing[name] = value;
 try {
-  const config = loadConfig({ DATA_DIR: dir, METRICS_PORT: 'off' });
-  await (only ? runParts(only, config.argon2) : runAll(config));
+  const config = loadConfig({ ...hashing, DATA_DIR: dir, METRICS_PORT: 'off' });
+  await (only ? runParts(only, config) : runAll(config));
 } finally {
   await ferretdb.stop();
   await rm(dir, { recursive: true, force: true });
@@ -80,7 +85,7 @@ async function runAll(config: ReturnType<typeof loadConfig>) {
 
   // The throughput and the population share one server; the large tenant gets a database
   // of its own, so that each measures the collection sizes it names.
-  const test = await startTestServer();
+  const test = await startTestServer(hashing);
   let main;
   try {
     const restMiB = rssMiB();
@@ -107,7 +112,7 @@ async function runAll(config: ReturnType<typeof loadConfig>) {
   }
 
   progress('admin list of one large tenant');
-  const large = await startTestServer();
+  const large = await startTestServer(hashing);
   const adminList = await benchAdminList(large, settings.adminList).finally(() => large.close());
 
   const loads = [argon2, ...main.signIns, ...Object.values(main.tokens), main.bareRefresh];
@@ -142,11 +147,13 @@ async function runAll(config: ReturnType<typeof loadConfig>) {
 }
 
 /** The chosen parts, each on a fresh server and database; prints their rows. */
-async function runParts(chosen: Part[], argon2Settings: ReturnType<typeof loadConfig>['argon2']) {
+async function runParts(chosen: Part[], config: ReturnType<typeof loadConfig>) {
   const { seconds } = settings;
+  const argon2Settings = config.argon2;
+  process.stdout.write(`${hashingSettings(argon2Settings, config.hashQueue.concurrency)}\n\n`);
   const result: Partial<BenchResult> = {};
   const onFreshServer = async <T>(work: (test: TestServer) => Promise<T>) => {
-    const test = await startTestServer();
+    const test = await startTestServer(hashing);
     return work(test).finally(() => test.close());
   };
   for (const part of parts.filter((name) => chosen.includes(name))) {

@@ -1,8 +1,9 @@
 /**
  * `npm run bench:trace`: where the time of one operation goes. Starts its own FerretDB and
  * server like the bench, grows the collections with `--warm` operations of each kind, and
- * then, for one full sign-in, one refresh-token grant, one introspection and one userinfo
- * request, lists every database command (collection, filter shape, whether FerretDB's SQLite
+ * then, for one full sign-in, one refresh-token grant, one introspection, one userinfo
+ * request and one page of the admin account list (of a tenant with `--tenant-accounts`
+ * accounts), lists every database command (collection, filter shape, whether FerretDB's SQLite
  * backend can answer it by primary key, duration) by HTTP request; then measures the CPU
  * time of `--runs` of each operation in this process and in FerretDB, and profiles as many
  * and prints the functions with the most self time on the main thread; with `--profiles`
@@ -25,7 +26,8 @@ import {
   type TestClient,
   type TestServer,
 } from '../test/support/server.ts';
-import { seedAccounts } from './admin-list.ts';
+import { signInToConsole } from '../test/support/console.ts';
+import { consolePage, seedAccounts } from './admin-list.ts';
 import { CommandTrace, commandTable, labelRequests } from './commands.ts';
 import { selfTimes, type CpuProfile } from './profile.ts';
 import { signIn, signInOffline } from './sign-in.ts';
@@ -39,6 +41,7 @@ const program = new Command('bench:trace')
     'accounts of other authorities, 20 per authority, stored beforehand',
     '0',
   )
+  .option('--tenant-accounts <n>', "accounts of the admin list's own authority", '1000')
   .option(
     '--profiles <dir>',
     "also write the profiles here: node's .cpuprofile (Chrome DevTools) and FerretDB's .pprof (go tool pprof)",
@@ -48,15 +51,19 @@ const options = program.opts<{
   warm: string;
   runs: string;
   accounts: string;
+  tenantAccounts: string;
   profiles?: string;
 }>();
 const warm = Number(options.warm);
 const runs = Number(options.runs);
 const population = Number(options.accounts);
+const tenantAccounts = Number(options.tenantAccounts);
 
 interface Operation {
   name: string;
   run: () => Promise<unknown>;
+  /** False for an operation that stores nothing, so repeating it grows no collection. */
+  grows?: boolean;
 }
 
 const basic = (client: TestClient) =>
@@ -76,7 +83,7 @@ async function post(url: string, client: TestClient, body: Record<string, string
   return json;
 }
 
-/** The four operations, each keeping what it needs (a rotating refresh token) in a closure. */
+/** The five operations, each keeping what it needs (a rotating refresh token) in a closure. */
 async function operations(test: TestServer): Promise<Operation[]> {
   const client = await createClient(test);
   const tenantId = (await createTenant(test)).id;
@@ -90,6 +97,9 @@ async function operations(test: TestServer): Promise<Operation[]> {
       });
     await seedAccounts(test, slots, person.account);
   }
+  const admin = await createAccount(test, tenantId, { roles: ['local_admin'] });
+  await seedAccounts(test, [{ tenantId, count: Math.max(tenantAccounts - 2, 0) }], person.account);
+  const { browser } = await signInToConsole(test, admin);
   const offline = await signInOffline(client, person);
   let refreshToken = offline.refreshToken;
   const metadata = client.config.serverMetadata();
@@ -123,6 +133,11 @@ async function operations(test: TestServer): Promise<Operation[]> {
         if (response.status !== 200) throw new Error(`userinfo answered ${response.status}`);
       },
     },
+    {
+      name: 'admin list page',
+      run: () => consolePage(test, browser, '/admin/accounts'),
+      grows: false,
+    },
   ];
 }
 
@@ -153,7 +168,8 @@ try {
     labelRequests(trace);
     const ops = await operations(test);
     progress(`${warm} operations of each kind`);
-    for (let round = 0; round < warm; round += 1) for (const op of ops) await op.run();
+    for (let round = 0; round < warm; round += 1)
+      for (const op of ops) if (op.grows !== false) await op.run();
 
     const out: string[] = [
       `# Trace, ${new Date().toISOString()}: Node ${process.version}, ${os.cpus().length} cores, load average ${os
