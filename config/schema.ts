@@ -56,7 +56,7 @@ export const environmentSchema = z.object({
     )
     .refine(
       (value) => new URL(value).protocol === 'https:' || isLoopbackHost(new URL(value).hostname),
-      'must be https (behind the TLS proxy) unless its host is this machine: localhost, 127.0.0.1 or [::1]',
+      'must be https (behind the TLS proxy) unless its host is this machine: localhost, 127.x.x.x or [::1]',
     )
     .optional(),
   MONGODB_URI: z
@@ -82,13 +82,14 @@ export const environmentSchema = z.object({
   REPORTING_API_RESOURCE: z
     .url({ protocol: /^(https?|urn)$/, error: 'must be an absolute https, http or urn URI' })
     .refine((value) => !value.includes('#'), 'must not carry a fragment (RFC 8707, section 2)')
+    .refine((value) => new URL(value).username === '', 'must not carry user credentials')
     .default('urn:flueag:meldeverfahren-api'),
   SUPPORT_EMAIL: z.email().default('servicedesk@flueag.nrw.example'),
   SUPPORT_PHONE: z
     .string()
     .trim()
     .max(60)
-    .regex(/^[^\p{Cc}]*[0-9][^\p{Cc}]*$/u, 'must be a telephone number, with digits')
+    .regex(/^[^\p{Cc}\p{Cf}]*[0-9][^\p{Cc}\p{Cf}]*$/u, 'must be a telephone number, with digits')
     .default('0211 000000-0'),
 
   PASSWORD_MIN_LENGTH: whole(8, 128).default(8),

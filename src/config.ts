@@ -124,7 +124,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   // run from elsewhere must find the server's database rather than start an empty one.
   const dataDir =
     e.DATA_DIR === undefined ? path.join(installationDirectory, 'var') : path.resolve(e.DATA_DIR);
-  const issuer = (e.ISSUER ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '');
+  // The origin as URL parsing spells it (lower-case scheme and host, no default port, no
+  // trailing slash): relying parties compare `iss` and the endpoints character by character.
+  const issuer = e.ISSUER === undefined ? `http://localhost:${e.PORT}` : new URL(e.ISSUER).origin;
   const trustedProxyHops =
     e.TRUST_PROXY === 'false' ? 0 : e.TRUST_PROXY === 'true' ? 1 : Number(e.TRUST_PROXY);
   if (issuer.startsWith('https:') && trustedProxyHops === 0) {
@@ -274,8 +276,11 @@ function withFileVariables(env: Record<string, string>): Record<string, string> 
     if (env[name] !== undefined)
       throw new ConfigError(`invalid configuration: set either ${name} or ${name}_FILE, not both`);
     try {
-      // Editors and `echo` add line breaks; no credential ends in white space.
-      result[name] = readFileSync(file, 'utf8').replace(/\s+$/, '');
+      // Editors and `echo` add line breaks, some editors a byte order mark; no credential
+      // begins with a BOM or ends in white space.
+      result[name] = readFileSync(file, 'utf8')
+        .replace(/^\uFEFF/, '')
+        .replace(/\s+$/, '');
     } catch (error) {
       throw new ConfigError(
         `invalid configuration: ${name}_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,

@@ -39,7 +39,6 @@ export interface RunningServer {
  * instead of an empty answer.
  */
 function answerMalformedRequest(views: Views) {
-  const t = translator('de');
   return (error: NodeJS.ErrnoException, socket: Duplex) => {
     if (!socket.writable || (socket as Duplex & { _httpMessage?: unknown })._httpMessage) {
       socket.destroy();
@@ -51,25 +50,40 @@ function answerMalformedRequest(views: Views) {
         : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
           ? [408, 'Request Timeout', 'error.generic']
           : [400, 'Bad Request', 'error.generic'];
-    const body = views.page(
-      'error',
-      { title: t('error.title'), message: t(key), code: null },
-      'de',
-    );
+    const { headers, body } = refusalPage(views, key);
     socket.end(
       [
         `HTTP/1.1 ${status} ${reason}`,
-        'Content-Type: text/html; charset=utf-8',
-        `Content-Length: ${Buffer.byteLength(body)}`,
-        'Cache-Control: no-store',
-        'X-Content-Type-Options: nosniff',
-        "Content-Security-Policy: default-src 'none'; style-src 'self'; frame-ancestors 'none'",
+        ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
         'Connection: close',
         '',
         body,
       ].join('\r\n'),
     );
   };
+}
+
+/**
+ * True unless the request target is an absolute URL that does not parse. Koa reads paths
+ * with the legacy `url.parse`, which throws on such targets (`GET http://[ HTTP/1.1`) that
+ * Node's parser lets through; that request is malformed, not a fault of the server.
+ */
+function readableTarget(target = '/'): boolean {
+  return !/^[a-z][a-z0-9+.-]*:/i.test(target) || URL.canParse(target);
+}
+
+/** The German page of a refused request, with the headers every page of ours carries. */
+function refusalPage(views: Views, key: string) {
+  const t = translator('de');
+  const body = views.page('error', { title: t('error.title'), message: t(key), code: null }, 'de');
+  const headers = {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': String(Buffer.byteLength(body)),
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+    'Content-Security-Policy': "default-src 'none'; style-src 'self'; frame-ancestors 'none'",
+  };
+  return { headers, body };
 }
 
 /** How long requests in flight may still run once the server is closing. */
@@ -199,7 +213,11 @@ export async function startServer(
     log,
   );
 
-  const server = http.createServer((request, response) => app.handle(request, response));
+  const server = http.createServer((request, response) => {
+    if (readableTarget(request.url)) return app.handle(request, response);
+    const { headers, body } = refusalPage(views, 'error.generic');
+    response.writeHead(400, { ...headers, Connection: 'close' }).end(body);
+  });
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;
   server.on('clientError', answerMalformedRequest(views));

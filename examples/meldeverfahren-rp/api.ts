@@ -85,6 +85,9 @@ function hasClaimTypes(payload: JWTPayload): payload is AccessTokenClaims {
     typeof payload.client_id === 'string' &&
     typeof payload.scope === 'string' &&
     typeof payload.tenant_id === 'string' &&
-    strings(payload.permissions)
+    payload.tenant_id !== '' &&
+    strings(payload.permissions) &&
+    // No access token lives longer than an hour (ACCESS_TOKEN_TTL_SECONDS).
+    payload.exp! - payload.iat! <= 3600
   );
 }

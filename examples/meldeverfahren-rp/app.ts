@@ -173,10 +173,12 @@ export async function startRelyingParty(settings: Settings): Promise<RunningRely
 
   const server = http.createServer((request, response) => {
     const { id, session, isNew } = sessionOf(request, sessions);
-    const route = routes[`${request.method} ${new URL(request.url!, settings.baseUrl).pathname}`];
+    // `URL.parse` gives null for a request target that is no URL (`http://[`).
+    const target = URL.parse(request.url ?? '', settings.baseUrl);
+    const route = target && routes[`${request.method} ${target.pathname}`];
     const handled = route
       ? route(request, session)
-      : Promise.resolve(page('<p>Nicht gefunden</p>', 404));
+      : Promise.resolve(page('<p>Nicht gefunden</p>', target ? 404 : 400));
     void handled
       .catch((error: unknown) =>
         error instanceof AccessDenied

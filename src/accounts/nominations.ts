@@ -75,10 +75,20 @@ export class NominationImport {
     this.#tenants = tenants;
   }
 
-  /** Imports the rows in order; each row is one atomic write or none. */
-  async run(rows: NominationRow[], context: RequestContext): Promise<ImportReport> {
+  /**
+   * Imports the rows in order; each row is one atomic write or none. Once `stop` is
+   * aborted, the row under way is finished and the rest left out of the report.
+   */
+  async run(
+    rows: NominationRow[],
+    context: RequestContext,
+    stop?: AbortSignal,
+  ): Promise<ImportReport> {
     const outcomes: RowOutcome[] = [];
-    for (const row of rows) outcomes.push(await this.#importRow(row, context));
+    for (const row of rows) {
+      if (stop?.aborted) break;
+      outcomes.push(await this.#importRow(row, context));
+    }
     const named = new Set(
       outcomes.flatMap((outcome) => (outcome.tenantId ? [outcome.tenantId] : [])),
     );

@@ -35,21 +35,21 @@ const context: RequestContext = {
 
 /**
  * Opens the services for one command and closes them afterwards, also when the command is
- * interrupted (SIGINT, SIGTERM), so that a FerretDB started for it never outlives it.
+ * interrupted (SIGINT, SIGTERM), so that a FerretDB started for it never outlives it. A
+ * signal during the command does not close the database under it: `stop` is aborted, an
+ * import stops between two rows and reports what it did, any other command finishes its
+ * write; a second signal stops the process at once.
  */
-async function withServices<T>(action: (services: Services) => Promise<T>): Promise<T> {
+async function withServices<T>(
+  action: (services: Services, stop: AbortSignal) => Promise<T>,
+): Promise<T> {
   const config = loadConfig();
   const log = pino({ level: 'warn' }, pino.destination(2));
-  const lifecycle = new Lifecycle({ signalExitCode: 130 });
+  const stop = new AbortController();
+  const lifecycle = new Lifecycle({ signalExitCode: 130, onSignal: () => stop.abort() });
   try {
     const services = await openConfiguredServices(config, log, lifecycle, 'cli');
-    lifecycle.ready();
-    return await action(services);
-  } catch (error) {
-    // A signal closes the database under the running command, which then fails for that.
-    if (lifecycle.stopping)
-      throw new Interrupted('interrupted by a signal; run the command again to complete it');
-    throw error;
+    return await action(services, stop.signal);
   } finally {
     await lifecycle.close();
   }
@@ -115,9 +115,9 @@ function program(output: Output): Command {
     .command('import <csv>')
     .description(`import authorities from a CSV file with the columns ${tenantColumns.join(',')}`)
     .action((file: string) =>
-      withServices(async ({ tenants }) => {
+      withServices(async ({ tenants }, stop) => {
         const csv = await readCsv(file, ['id', 'name', 'kind']);
-        const outcomes = await importTenants(tenants, csv.records, context);
+        const outcomes = await importTenants(tenants, csv.records, context, stop);
         const rows = [
           ...outcomes,
           ...csv.malformed.map((line) => ({
@@ -134,6 +134,8 @@ function program(output: Output): Command {
           row.outcome === 'rejected' ? row.reasons.map(describeReason).join('; ') : '',
         ]);
         output.exitCode = rows.some((row) => row.outcome === 'rejected') ? 1 : 0;
+        if (stop.aborted)
+          output.interrupted(importInterrupted(outcomes.length, csv.records.length));
       }),
     );
 
@@ -205,7 +207,7 @@ function program(output: Output): Command {
       'write the one-time passwords to this new file (mode 0600) instead of stdout',
     )
     .action((file: string, options: { passwordsFile?: string }) =>
-      withServices(async (services) => {
+      withServices(async (services, stop) => {
         const csv = await readCsv(file, nominationColumns);
         // Claim the passwords file before anything is created, so passwords are never lost.
         const passwords = options.passwordsFile
@@ -216,7 +218,7 @@ function program(output: Output): Command {
           accountModel(services.connection),
           services.tenants,
         );
-        const report = await nominations.run(csv.records, context);
+        const report = await nominations.run(csv.records, context, stop);
         for (const line of csv.malformed)
           report.rows.push({
             line,
@@ -229,6 +231,10 @@ function program(output: Output): Command {
         if (passwords) await writePasswords(passwords, report);
         printImport(output, report, options.passwordsFile !== undefined);
         output.exitCode = report.rows.some((row) => row.outcome === 'rejected') ? 1 : 0;
+        if (stop.aborted)
+          output.interrupted(
+            importInterrupted(report.rows.length - csv.malformed.length, csv.records.length),
+          );
       }),
     );
 
@@ -378,6 +384,11 @@ function program(output: Output): Command {
   return cli;
 }
 
+/** What an import stopped by a signal did, and how to do the rest. */
+function importInterrupted(done: number, total: number): string {
+  return `interrupted by a signal after ${done} of ${total} rows; import the same file again for the rest (rows imported now are then reported as already present)`;
+}
+
 function describeChain(chain: ChainReport): string {
   const name = chain.key === '-' ? 'events without tenant' : `tenant ${chain.key}`;
   const range = chain.firstSeq === null ? 'no events' : `events ${chain.firstSeq}–${chain.lastSeq}`;
@@ -441,11 +452,6 @@ function printImport(output: Output, report: ImportReport, passwordsElsewhere: b
   );
 }
 
-/** A command stopped by SIGINT or SIGTERM; what it did before the signal stays done. */
-class Interrupted extends Error {
-  override name = 'Interrupted';
-}
-
 export async function run(argv: string[]): Promise<number> {
   const output = new Output(argv.includes('--json'));
   try {
@@ -455,7 +461,7 @@ export async function run(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CommanderError) return usageEnd(output, error);
     output.error(describeError(error));
-    return error instanceof Interrupted ? 130 : 1;
+    return 1;
   }
 }
 
@@ -471,7 +477,12 @@ function usageEnd(output: Output, error: CommanderError): number {
     process.stdout.write(output.usageText);
     return 0;
   }
-  output.error({ code: 'usage', message: error.message.replace(/^error: /, '') });
+  // `commander.help` with a non-zero status: a command group without its command.
+  const message =
+    error.code === 'commander.help'
+      ? 'no command given; --help lists the commands'
+      : error.message.replace(/^error: /, '');
+  output.error({ code: 'usage', message });
   return 2;
 }
 
@@ -498,8 +509,7 @@ function describeError(error: unknown): {
     };
   }
   if (error instanceof AppError) return { code: error.code, message: describeReason(error.code) };
-  if (error instanceof InputFileError || error instanceof Interrupted)
-    return { code: error.name, message: error.message };
+  if (error instanceof InputFileError) return { code: error.name, message: error.message };
   const message = operatorMessage(error);
   if (message) return { code: (error as Error).name, message };
   return { code: 'internal', message: String((error as Error)?.message ?? error) };

@@ -140,6 +140,13 @@ export class Output {
     else process.stderr.write(`flueag-idp: ${error.message}\n`);
   }
 
+  /** The command stopped early on a signal (status 130); `message` says what is left. */
+  interrupted(message: string): void {
+    this.exitCode = 130;
+    if (this.json) this.#document.interrupted = message;
+    else process.stderr.write(`flueag-idp: ${message}\n`);
+  }
+
   flush(): void {
     if (this.json) process.stdout.write(`${JSON.stringify(this.#document, null, 2)}\n`);
   }

@@ -19,12 +19,14 @@ export const tenantColumns = ['id', 'name', 'kind', 'parent'] as const;
 
 /**
  * Adds every row whose parent exists or is added earlier in the same file, in as many
- * passes as the file needs, so the order of rows does not matter.
+ * passes as the file needs, so the order of rows does not matter. Once `stop` is aborted,
+ * the row under way is finished and the rest left out.
  */
 export async function importTenants(
   directory: TenantDirectory,
   rows: TenantRow[],
   context: RequestContext,
+  stop?: AbortSignal,
 ): Promise<TenantRowOutcome[]> {
   const outcomes = new Map<number, TenantRowOutcome>();
   const inFile = new Set(rows.map((row) => row.id?.trim()).filter(Boolean));
@@ -33,6 +35,7 @@ export async function importTenants(
   while (pending.length > 0) {
     const waiting: TenantRow[] = [];
     for (const row of pending) {
+      if (stop?.aborted) break;
       const parent = row.parent?.trim() || null;
       if (
         parent &&
@@ -45,6 +48,7 @@ export async function importTenants(
       }
       outcomes.set(row.line, await importRow(directory, row, parent, context));
     }
+    if (stop?.aborted) break;
     if (waiting.length === pending.length) {
       for (const row of waiting) {
         outcomes.set(row.line, {
@@ -58,7 +62,8 @@ export async function importTenants(
     }
     pending = waiting;
   }
-  return rows.map((row) => outcomes.get(row.line)!);
+  // Rows left out by a stop have no outcome.
+  return rows.flatMap((row) => outcomes.get(row.line) ?? []);
 }
 
 function failed(outcomes: Map<number, TenantRowOutcome>, rows: TenantRow[], id: string): boolean {

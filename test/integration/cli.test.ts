@@ -2,7 +2,7 @@
  * The operator CLI as an operator runs it: `bin/flueag-idp.js` in its own process, against
  * the database of a running server.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -279,6 +279,55 @@ describe('admins import', () => {
     expect(await test.services.db.collection('accounts').countDocuments({ tenantId })).toBe(
       rows.length,
     );
+  });
+
+  it('stops between two rows on SIGINT, keeping every password and audit event of what it did', async () => {
+    const tenantId = (await createTenant(test)).id;
+    const total = 300;
+    const file = path.join(test.dataDir, 'many-admins.csv');
+    const letters = (n: number) => String.fromCharCode(65 + (n % 26), 65 + Math.floor(n / 26));
+    await writeFile(
+      file,
+      [
+        'tenant_id,given_name,family_name,email,username',
+        ...Array.from(
+          { length: total },
+          (_, n) => `${tenantId},Viele,Admin${letters(n)},viele${n}@kommune.example,viele${n}`,
+        ),
+      ].join('\n'),
+    );
+    const passwords = path.join(test.dataDir, 'many-passwords.txt');
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(root, 'bin/flueag-idp.js'),
+        '--json',
+        'admins',
+        'import',
+        file,
+        '--passwords-file',
+        passwords,
+      ],
+      { env: { ...process.env, MONGODB_URI: test.databaseUri, DATA_DIR: test.dataDir }, cwd: root },
+    );
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const accounts = () => test.services.db.collection('accounts').countDocuments({ tenantId });
+    while ((await accounts()) < 3) await new Promise((resolve) => setTimeout(resolve, 20));
+    child.kill('SIGINT');
+
+    expect(await exited).toBe(130);
+    const created = await accounts();
+    expect(created).toBeLessThan(total);
+    const report = JSON.parse(stdout) as { rows: { outcome: string }[]; interrupted: string };
+    expect(report.interrupted).toContain(`after ${created} of ${total} rows`);
+    expect(report.rows.filter((row) => row.outcome === 'imported')).toHaveLength(created);
+    const written = (await readFile(passwords, 'utf8')).trim().split('\n');
+    expect(written).toHaveLength(created + 1);
+    expect(await auditEvents(test, { tenantId, action: 'account.created' })).toHaveLength(created);
+    const [chain] = await test.services.audit.verify(tenantId);
+    expect(chain!.problems).toEqual([]);
   });
 
   it('writes the one-time passwords only to the chosen file', async () => {
@@ -971,6 +1020,25 @@ describe('--version', () => {
       json: { version: manifest.version },
     });
   });
+
+  it("runs on the installation's Node 24 when an older Node comes first on the PATH", async () => {
+    // The machine's own Node, as `npx --prefix <installation>` from elsewhere finds it.
+    const machinePath = (process.env.PATH ?? '')
+      .split(':')
+      .filter((entry) => !entry.includes('node_modules'))
+      .join(':');
+    const result = await new Promise<CliResult>((resolve) => {
+      execFile(
+        'node',
+        [path.join(root, 'bin/flueag-idp.js'), '--json', '--version'],
+        { env: { PATH: machinePath }, cwd: os.tmpdir() },
+        (error, stdout, stderr) =>
+          resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(result.stdout)).toEqual({ version: expect.any(String) });
+  });
 });
 
 describe('--json', () => {
@@ -979,6 +1047,7 @@ describe('--json', () => {
     [['tenant', 'add', '05111000'], "required option '--name <name>' not specified"],
     [['tenant', 'add', '05111000', '--name', 'X', '--kind', 'kaputt'], 'kaputt'],
     [['sessions', 'end-all', '--yes', '--everything'], "unknown option '--everything'"],
+    [['tenant'], 'no command given; --help lists the commands'],
   ])('answers the usage error of %j as one JSON document, with status 2', async (args, text) => {
     const { code, json, stderr } = await cliJson(...args);
     expect({ code, stderr }).toEqual({ code: 2, stderr: '' });

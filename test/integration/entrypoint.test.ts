@@ -76,13 +76,21 @@ describe('entry point', () => {
       // The image's HEALTHCHECK asks http://127.0.0.1:$PORT/healthz, whatever the ISSUER.
       expect((await waitFor(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
       expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
-      const started = server
-        .stdout()
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line) as Record<string, unknown>)
-        .find((line) => line.event === 'server.started');
-      expect(started).toMatchObject({ issuer: 'https://idp.localhost', embedded_database: false });
+      // The line follows the last step of the start, which may come just after the first
+      // answers.
+      const startedLine = () =>
+        server
+          .stdout()
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as Record<string, unknown>)
+          .find((line) => line.event === 'server.started');
+      for (let wait = 0; wait < 100 && !startedLine(); wait += 1)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(startedLine()).toMatchObject({
+        issuer: 'https://idp.localhost',
+        embedded_database: false,
+      });
     } finally {
       server.child.kill('SIGTERM');
     }

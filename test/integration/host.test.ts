@@ -2,6 +2,8 @@
  * Every URL the provider hands out is built from the request's host: only the issuer's
  * host is served, so a forged Host header cannot plant foreign endpoints in discovery.
  */
+import net from 'node:net';
+
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
 import { rawRequest } from '../support/browser.ts';
@@ -63,5 +65,31 @@ describe('host of a request', () => {
   it('answers health probes under any host name', async () => {
     expect((await requestAs('10.0.0.7:3000', '/healthz')).status).toBe(200);
     expect((await requestAs('10.0.0.7:3000', '/readyz')).status).toBe(200);
+  });
+});
+
+describe('request target', () => {
+  /** One raw HTTP/1.1 request with `target` as it is, and the answer's status line and body. */
+  const requestTarget = (target: string) =>
+    new Promise<{ status: string; body: string }>((resolve, reject) => {
+      const { hostname, port, host } = new URL(test.issuer);
+      const socket = net.connect(Number(port), hostname, () =>
+        socket.end(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+      );
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+      socket.on('end', () =>
+        resolve({ status: answer.split('\r\n')[0]!, body: answer.split('\r\n\r\n')[1] ?? '' }),
+      );
+      socket.on('error', reject);
+    });
+
+  it('answers an absolute target that is no URL with a German 400 page, never a 500', async () => {
+    for (const target of ['http://[', 'http://a b/', 'https://[::1/x']) {
+      const answer = await requestTarget(target);
+      expect([target, answer.status]).toEqual([target, 'HTTP/1.1 400 Bad Request']);
+      expect(answer.body).toContain('lang="de"');
+    }
+    expect((await requestTarget('/healthz')).status).toBe('HTTP/1.1 200 OK');
   });
 });

@@ -4,6 +4,7 @@
  * its API fed with the JWT access token, refreshed and signed out.
  */
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -207,8 +208,25 @@ describe('example relying party', () => {
       'no tenant_id': await signed(withoutTenant),
       'scope as a number': await signed({ ...claims, scope: 42 }),
       'iat an hour ahead': await signed({ ...claims, iat: now + 3600, exp: now + 4200 }),
+      'exp ten years ahead': await signed({ ...claims, exp: now + 10 * 365 * 86400 }),
+      'tenant_id empty': await signed({ ...claims, tenant_id: '' }),
     };
     for (const [difference, token] of Object.entries(refused))
       expect([difference, await status(token)]).toEqual([difference, 401]);
+  });
+
+  it('answers a request target that is no URL with 400 and keeps serving', async () => {
+    const port = new URL(rp.url).port;
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(port), '127.0.0.1', () =>
+        socket.end('GET http://[ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'),
+      );
+      let received = '';
+      socket.on('data', (chunk) => (received += chunk.toString()));
+      socket.on('end', () => resolve(received));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect((await fetch(`${rp.url}/`)).status).toBe(200);
   });
 });

@@ -135,7 +135,7 @@ describe('configuration', () => {
     ],
     [
       { ISSUER: 'http://idp.example.com' },
-      'ISSUER: must be https (behind the TLS proxy) unless its host is this machine: localhost, 127.0.0.1 or [::1]',
+      'ISSUER: must be https (behind the TLS proxy) unless its host is this machine: localhost, 127.x.x.x or [::1]',
     ],
     [
       { REPORTING_API_RESOURCE: 'https://api.example/#x' },
@@ -146,6 +146,14 @@ describe('configuration', () => {
       'REPORTING_API_RESOURCE: must be an absolute https, http or urn URI',
     ],
     [{ SUPPORT_PHONE: '   ' }, 'SUPPORT_PHONE: must be a telephone number, with digits'],
+    [
+      { SUPPORT_PHONE: '0211 9449-0\u202e' },
+      'SUPPORT_PHONE: must be a telephone number, with digits',
+    ],
+    [
+      { REPORTING_API_RESOURCE: 'https://user:pass@api.example/' },
+      'REPORTING_API_RESOURCE: must not carry user credentials',
+    ],
     [{ METRICS_TOKEN: ' '.repeat(40) }, 'METRICS_TOKEN: must not contain spaces or line breaks'],
     // Values that contradict each other.
     [
@@ -170,6 +178,21 @@ describe('configuration', () => {
     expect(loadConfig({ ISSUER: 'https://login.example/', TRUST_PROXY: '1' }).issuer).toBe(
       'https://login.example',
     );
+  });
+
+  it('publishes the issuer as URL parsing spells its origin, so relying parties can compare it', () => {
+    const spelled = {
+      'HTTP://LOCALHOST:3999': 'http://localhost:3999',
+      'http://localhost:03999': 'http://localhost:3999',
+      'http://localhost:80': 'http://localhost',
+      'http://localhost:3999/.': 'http://localhost:3999',
+      'http://localhost:3999\\': 'http://localhost:3999',
+      'http://0x7f000001:3999': 'http://127.0.0.1:3999',
+    };
+    for (const [written, published] of Object.entries(spelled))
+      expect([written, loadConfig({ ISSUER: written }).issuer]).toEqual([written, published]);
+    // An upper-case scheme is https all the same, and needs the TLS proxy.
+    expect(() => loadConfig({ ISSUER: 'HTTPS://login.example' })).toThrow(/TRUST_PROXY is false/);
   });
 
   it('accepts IPv4 and IPv6 addresses and host names to listen on', () => {

@@ -85,7 +85,7 @@ describe('credentials from files', () => {
 
   it('reads MONGODB_URI_FILE and METRICS_TOKEN_FILE without trailing line breaks', async () => {
     await writeFile(path.join(directory, 'uri'), 'mongodb://db.example/flueag\n');
-    await writeFile(path.join(directory, 'token'), `${'t'.repeat(40)}\r\n\n`);
+    await writeFile(path.join(directory, 'token'), `\uFEFF${'t'.repeat(40)}\r\n\n`);
     const config = loadConfig({
       MONGODB_URI_FILE: path.join(directory, 'uri'),
       METRICS_TOKEN_FILE: path.join(directory, 'token'),
