@@ -47,7 +47,7 @@ export const environmentSchema = z.object({
   ISSUER: z
     .url({ protocol: /^https?$/, error: 'must be an http or https URL' })
     .refine(
-      (value) => !/[?#]/.test(value) && new URL(value).username === '' && !value.includes('@'),
+      (value) => !/[?#@]/.test(value),
       'must not carry a query, a fragment or user credentials (OpenID Connect Discovery, section 3)',
     )
     .refine(

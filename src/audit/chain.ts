@@ -80,15 +80,19 @@ export interface ChainStore {
   positions: Collection<ChainPosition>;
 }
 
-/** Where the head says the chain stands; after a purge it may lag behind the purge mark. */
+/** Where `head` says its chain stands; after a purge it may lag behind the purge mark. */
+function positionOf(head: ChainHead | null): { seq: number; hash: string } {
+  return head && head.purgedSeq > head.seq
+    ? { seq: head.purgedSeq, hash: head.purgedHash }
+    : { seq: head?.seq ?? 0, hash: head?.hash ?? GENESIS };
+}
+
+/** Where the stored head says the chain stands. */
 async function headPosition(
   store: ChainStore,
   key: string,
 ): Promise<{ seq: number; hash: string }> {
-  const head = await store.heads.findOne({ _id: key });
-  return head && head.purgedSeq > head.seq
-    ? { seq: head.purgedSeq, hash: head.purgedHash }
-    : { seq: head?.seq ?? 0, hash: head?.hash ?? GENESIS };
+  return positionOf(await store.heads.findOne({ _id: key }));
 }
 
 /**
@@ -265,6 +269,7 @@ export async function verifyAllChains(store: ChainStore): Promise<ChainReport[]>
 /** The check of one chain, fed its events in position order. */
 class ChainCheck {
   readonly key: string;
+  readonly #head: ChainHead | null;
   readonly #purgedSeq: number;
   readonly #problems: ChainProblem[] = [];
   #expected: { seq: number; hash: string };
@@ -273,6 +278,7 @@ class ChainCheck {
 
   constructor(key: string, head: ChainHead | null) {
     this.key = key;
+    this.#head = head;
     this.#purgedSeq = head?.purgedSeq ?? 0;
     this.#expected = { seq: this.#purgedSeq, hash: head?.purgedHash ?? GENESIS };
   }
@@ -300,7 +306,7 @@ class ChainCheck {
 
   async finish(store: ChainStore): Promise<ChainReport> {
     // Positions are claimed before their events are written: a deleted tail leaves them.
-    const newest = await newestPosition(store, this.key);
+    const newest = await newestPosition(store, this.key, positionOf(this.#head));
     const expected = this.#expected;
     if (newest.seq > expected.seq) {
       this.#problems.push({ kind: 'missing', fromSeq: expected.seq + 1, toSeq: newest.seq });

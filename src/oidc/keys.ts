@@ -182,10 +182,10 @@ function fromLegacy(legacy: z.infer<typeof legacyKeyFileSchema>): KeyMaterial {
 
 /**
  * Creates the key file unless another process got there first, whose keys the caller then
- * reads. Servers that share a data directory
- * and start together must all end up with the same keys: a server with keys of its own
- * would reject the cookies and tokens of the others. `link` fails when the name exists,
- * where `rename` would silently replace the other process's file.
+ * reads. Servers that share a data directory and start together must all end up with the
+ * same keys: a server with keys of its own would reject the cookies and tokens of the
+ * others. `link` fails when the name exists, where `rename` would silently replace the
+ * other process's file.
  */
 async function createKeyMaterial(file: string): Promise<void> {
   await makeDirectory(path.dirname(file), 0o700);
