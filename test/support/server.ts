@@ -53,36 +53,59 @@ export async function startTestServer(
   const base = options.databaseServer ?? process.env.FLUEAG_TEST_MONGODB;
   if (!base) throw new Error('FLUEAG_TEST_MONGODB is not set: run the tests with npm test');
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'flueag-server-'));
-  const port = env.PORT === undefined ? await freePort() : Number(env.PORT);
-  const config = loadConfig({
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    ISSUER: `http://127.0.0.1:${port}`,
-    DATA_DIR: dataDir,
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-    DEMO_SEED: 'false',
-    // Each test server scrapes on a free port of its own.
-    METRICS_PORT: '0',
-    // Tests sign in many times in a row from one address; the delay and timing tests turn
-    // the delays and the failure floor on.
-    SIGNIN_DELAY_BASE_MS: '0',
-    SIGNIN_FAILURE_FLOOR_MS: '0',
-    ...env,
-  });
   const clock = { offsetMs: 0 };
   const database = options.database ?? newDatabaseName();
-  const services = await openServices(
-    config,
-    createLogger(config.logLevel, options.log),
-    `${base}${database}`,
-    () => new Date(Date.now() + clock.offsetMs),
-  );
-  const server = await startServer(services, {
-    port,
-    host: '127.0.0.1',
-    demo: options.demo ?? false,
-  });
+  // Between `freePort` and the server's listen another process may take the port (outgoing
+  // connections draw from the same range); the server then starts again on another one.
+  for (let attempt = 1; ; attempt += 1) {
+    const port = env.PORT === undefined ? await freePort() : Number(env.PORT);
+    const config = loadConfig({
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      ISSUER: `http://127.0.0.1:${port}`,
+      DATA_DIR: dataDir,
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+      DEMO_SEED: 'false',
+      // Each test server scrapes on a free port of its own.
+      METRICS_PORT: '0',
+      // Tests sign in many times in a row from one address; the delay and timing tests turn
+      // the delays and the failure floor on.
+      SIGNIN_DELAY_BASE_MS: '0',
+      SIGNIN_FAILURE_FLOOR_MS: '0',
+      ...env,
+    });
+    const services = await openServices(
+      config,
+      createLogger(config.logLevel, options.log),
+      `${base}${database}`,
+      () => new Date(Date.now() + clock.offsetMs),
+    );
+    try {
+      const server = await startServer(services, {
+        port,
+        host: '127.0.0.1',
+        demo: options.demo ?? false,
+      });
+      return running({ config, services, server, clock, base, database, dataDir });
+    } catch (error) {
+      await services.close();
+      const taken = /PORT: port \d+ is already in use/.test((error as Error).message);
+      if (!taken || env.PORT !== undefined || attempt === 3) throw error;
+    }
+  }
+}
 
+/** The TestServer of a server that listens. */
+function running(parts: {
+  config: ReturnType<typeof loadConfig>;
+  services: Services;
+  server: RunningServer;
+  clock: { offsetMs: number };
+  base: string;
+  database: string;
+  dataDir: string;
+}): TestServer {
+  const { config, services, server, clock, base, database, dataDir } = parts;
   const shutDown = async (dropDatabase: boolean) => {
     await server.close();
     if (dropDatabase) await services.db.dropDatabase().catch(() => {});
